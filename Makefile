@@ -1,0 +1,52 @@
+# LLMs from Zero: build the book and run the tests.
+#   make book   install everything into .venv and build the site (execution cached)
+#   make test   install everything and run the test suite (builds the site first)
+#   make serve  serve the built site on http://127.0.0.1:8000
+# Needs only Python 3.11+ (set PYTHON=python3.12 etc. to choose another).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH_INDEX ?=
+# LATEST=1 installs the newest release of every dependency instead of the pins
+# (the weekly CI job uses it to find version drift before readers do).
+LATEST ?=
+BUILD  := _build/html
+REQS   := $(if $(LATEST),_build/requirements-latest.txt,requirements.txt)
+
+.PHONY: install book book-ci test serve lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet $(if $(LATEST),--upgrade torch,torch==2.13.0) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	@mkdir -p _build && sed -E 's/^(torch)==.*$$//; s/==[^ ;#]+//' requirements.txt > _build/requirements-latest.txt
+	$(BIN)/pip install --quiet $(if $(LATEST),--upgrade) -r $(REQS)
+	$(BIN)/pip install --quiet --no-deps -e .
+
+# Execution is cached in _build/.jupyter_cache: only changed notebooks re-run.
+book: install
+	$(BIN)/python -m llmzero.book.build
+	@echo
+	@echo "The book is at $(CURDIR)/$(BUILD)/index.html"
+	@echo "Serve it with: make serve   (then open http://127.0.0.1:8000)"
+
+# What CI runs: every notebook re-executed, in parallel, warnings are errors.
+book-ci: install
+	$(BIN)/python -m llmzero.book.build --force
+
+test: install
+	$(BIN)/python -m llmzero.book.build --force
+	$(BIN)/python -m pytest
+
+serve:
+	@test -f $(BUILD)/index.html || { echo "Build the book first: make book"; exit 1; }
+	$(BIN)/python -m http.server 8000 --bind 127.0.0.1 --directory $(BUILD)
+
+lint:
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf _build

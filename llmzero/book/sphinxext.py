@@ -1,0 +1,85 @@
+"""A small Sphinx extension for the course site (listed in ``_config.yml``).
+
+It records how long each notebook took to execute (``_build/exec-times.json``, printed
+by :mod:`llmzero.book.build`), and it serves MathJax from the site itself instead of a CDN,
+so pages render offline and where CDNs are slow or blocked. The MathJax files come from
+the PyPI package ``django-static-mathjax`` (MathJax 3.2.2, pinned in ``requirements.txt``),
+which installs them as the Python package ``mathjax``; they are copied to
+``_static/mathjax`` in the built site.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+MATHJAX_ENTRY = "mathjax/tex-chtml.js"
+# What tex-chtml.js needs at run time: itself, its fonts, and the parts it may load on
+# demand (TeX extensions, the accessibility menu's speech-rule engine).
+_MATHJAX_PARTS = [
+    "tex-chtml.js",
+    "output/chtml/fonts/woff-v2",
+    "input/tex/extensions",
+    "a11y",
+    "sre",
+    "ui",
+    "adaptors",
+]
+
+
+def mathjax_source() -> Path:
+    """The folder of the installed MathJax ``es5`` build."""
+    try:
+        import mathjax
+    except ImportError as error:  # the build cannot render math without it
+        raise RuntimeError(
+            "MathJax is missing: install the book's toolchain with "
+            "`pip install -r requirements.txt` (it pins django-static-mathjax)."
+        ) from error
+    return Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+
+
+def _config_inited(app: Any, config: Any) -> None:
+    config.mathjax_path = MATHJAX_ENTRY
+
+
+def _copy_mathjax(app: Any, exception: Exception | None) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    source = mathjax_source()
+    target = Path(app.outdir) / "_static" / "mathjax"
+    for part in _MATHJAX_PARTS:
+        origin = source / part
+        if not origin.exists():
+            continue
+        if origin.is_dir():
+            shutil.copytree(origin, target / part, dirs_exist_ok=True)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(origin, target / part)
+
+
+def _write_exec_times(app: Any, exception: Exception | None) -> None:
+    from myst_nb.sphinx_ import NbMetadataCollector
+
+    times = {}
+    for docname in sorted(app.env.found_docs):
+        data = NbMetadataCollector.get_doc_data(app.env).get(docname, {}).get("exec_data")
+        if data:
+            times[docname] = {
+                "seconds": round(float(data["runtime"]), 2),
+                "method": data["method"],
+                "succeeded": bool(data["succeeded"]),
+            }
+    out = Path(app.outdir).parent / "exec-times.json"
+    out.write_text(json.dumps(times, indent=2), encoding="utf-8")
+
+
+def setup(app: Any) -> dict[str, Any]:
+    """Register the hooks with Sphinx."""
+    app.connect("config-inited", _config_inited, priority=900)
+    app.connect("build-finished", _copy_mathjax)
+    app.connect("build-finished", _write_exec_times)
+    return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,55 @@
+"""Shared fixtures: the repository root, the book's configuration and the built site."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "_build" / "html"
+
+
+def toc_files() -> list[str]:
+    """Every page listed in _toc.yml, as paths without extension (the root first)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        for chapter in part.get("chapters", []):
+            files.append(chapter["file"])
+            files.extend(section["file"] for section in chapter.get("sections", []))
+    return files
+
+
+def source_of(page: str) -> Path:
+    """The source file (.ipynb or .md) of a table-of-contents entry."""
+    for suffix in (".ipynb", ".md"):
+        if (ROOT / f"{page}{suffix}").is_file():
+            return ROOT / f"{page}{suffix}"
+    raise FileNotFoundError(f"{page} in _toc.yml has no .ipynb or .md file")
+
+
+def notebooks() -> list[Path]:
+    """Every chapter notebook in the book (templates excluded)."""
+    return sorted(
+        p
+        for p in (ROOT / "chapters").rglob("*.ipynb")
+        if "_templates" not in p.parts and ".ipynb_checkpoints" not in p.parts
+    )
+
+
+@pytest.fixture(scope="session")
+def config() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def site() -> Path:
+    """The built site; in CI a missing build is a failure, locally the site tests skip."""
+    if not (SITE / "index.html").is_file():
+        if os.environ.get("CI"):
+            pytest.fail("The site was not built: run `make book` (CI runs `make test`).")
+        pytest.skip("build the site first: make book")
+    return SITE

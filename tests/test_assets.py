@@ -1,0 +1,302 @@
+"""Tests of the asset loader: resolution order, checksums, atomic downloads, errors, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import multiprocessing
+import os
+import threading
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llmzero import assets
+from llmzero.assets import Asset, AssetFile
+
+PAYLOAD = b"To be, or not to be, that is the question.\n" * 2000
+PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves PAYLOAD at /good, wrong bytes at /bad, and a truncated body at /cut."""
+
+    requests: typing.ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).requests.append(self.path)
+        if self.path.endswith("/good") or self.path.endswith("/model.bin"):
+            body = PAYLOAD
+        elif self.path.endswith("/bad"):
+            body = b"these are not the bytes you are looking for"
+        elif self.path.endswith("/cut"):
+            # Promise the whole file, send a third of it, then hang up.
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PAYLOAD)))
+            self.end_headers()
+            self.wfile.write(PAYLOAD[: len(PAYLOAD) // 3])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        else:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:  # keep test output quiet
+        pass
+
+
+@pytest.fixture()
+def server() -> Iterator[str]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    _Handler.requests = []
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture()
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh cache, no offline folder, downloads allowed."""
+    monkeypatch.setenv(assets.ENV_CACHE, str(tmp_path / "cache"))
+    monkeypatch.delenv(assets.ENV_OFFLINE_DIR, raising=False)
+    monkeypatch.delenv(assets.ENV_NO_DOWNLOAD, raising=False)
+    return tmp_path
+
+
+def _register(monkeypatch: pytest.MonkeyPatch, url: str, sha: str = PAYLOAD_SHA) -> Asset:
+    asset = Asset(
+        name="toy",
+        kind="files",
+        description="a toy text",
+        license="MIT",
+        homepage="",
+        size=len(PAYLOAD),
+        files=(AssetFile(path="data/toy/toy.txt", sha256=sha, url=url),),
+        extra={"main": "data/toy/toy.txt"},
+    )
+    monkeypatch.setitem(assets.REGISTRY, "toy", asset)
+    return asset
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+
+
+def test_download_serves_file_from_local_server_and_caches_it(isolated, server, monkeypatch):
+    _register(monkeypatch, f"{server}/good")
+    local = assets.path("toy")
+    assert local == isolated / "cache" / "data/toy/toy.txt"
+    assert local.read_bytes() == PAYLOAD
+    assets.path("toy")  # second call: from the cache, no new request
+    assert _Handler.requests == ["/good"]
+
+
+def test_checksum_mismatch_raises_and_leaves_nothing_behind(isolated, server, monkeypatch):
+    _register(monkeypatch, f"{server}/bad")
+    with pytest.raises(assets.ChecksumError, match="sha256"):
+        assets.path("toy")
+    assert _leftovers(isolated / "cache") == []
+
+
+def test_interrupted_download_leaves_nothing_behind(isolated, server, monkeypatch):
+    _register(monkeypatch, f"{server}/cut")
+    with pytest.raises(assets.AssetNotAvailableError, match="interrupted"):
+        assets.path("toy")
+    assert _leftovers(isolated / "cache") == []
+
+
+def test_offline_folder_wins_over_cache_and_download(isolated, server, monkeypatch):
+    _register(monkeypatch, f"{server}/good")
+    offline = isolated / "offline"
+    (offline / "data/toy").mkdir(parents=True)
+    (offline / "data/toy/toy.txt").write_bytes(PAYLOAD)
+    cached = isolated / "cache" / "data/toy/toy.txt"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(PAYLOAD)
+    monkeypatch.setenv(assets.ENV_OFFLINE_DIR, str(offline))
+    assert assets.path("toy") == offline / "data/toy/toy.txt"
+    assert _Handler.requests == []
+
+
+def test_cache_is_used_before_download(isolated, server, monkeypatch):
+    _register(monkeypatch, f"{server}/good")
+    cached = isolated / "cache" / "data/toy/toy.txt"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(PAYLOAD)
+    assert assets.path("toy") == cached
+    assert _Handler.requests == []
+
+
+def test_damaged_offline_copy_is_reported_not_used(isolated, monkeypatch):
+    _register(monkeypatch, "https://example.invalid/toy.txt")
+    offline = isolated / "offline"
+    (offline / "data/toy").mkdir(parents=True)
+    (offline / "data/toy/toy.txt").write_bytes(b"damaged")
+    monkeypatch.setenv(assets.ENV_OFFLINE_DIR, str(offline))
+    with pytest.raises(assets.ChecksumError, match=assets.ENV_OFFLINE_DIR):
+        assets.path("toy")
+
+
+def test_offline_and_missing_explains_how_to_fix(isolated, monkeypatch):
+    _register(monkeypatch, "https://example.invalid/toy.txt")
+    monkeypatch.setenv(assets.ENV_NO_DOWNLOAD, "1")
+    monkeypatch.setenv(assets.ENV_OFFLINE_DIR, str(isolated / "empty"))
+    with pytest.raises(assets.AssetNotAvailableError) as error:
+        assets.path("toy")
+    message = str(error.value)
+    assert "'toy'" in message and "data/toy/toy.txt" in message
+    assert f"unset {assets.ENV_NO_DOWNLOAD}" in message
+    assert assets.ENV_OFFLINE_DIR in message
+    assert "python -m llmzero.assets fetch toy" in message
+
+
+def test_plain_http_to_other_hosts_is_refused(isolated, monkeypatch):
+    _register(monkeypatch, "http://example.com/toy.txt")
+    with pytest.raises(assets.AssetError, match="HTTPS only"):
+        assets.path("toy")
+
+
+def test_unknown_asset_lists_known_names():
+    with pytest.raises(assets.AssetError, match="tinyshakespeare"):
+        assets.path("no-such-asset")
+
+
+def test_wrong_loader_for_kind_says_which_to_use():
+    with pytest.raises(assets.AssetError, match=r"assets\.nltk\('movie_reviews'\)"):
+        assets.path("movie_reviews")
+
+
+def _fetch_in_subprocess(cache: str, url: str) -> str:
+    os.environ[assets.ENV_CACHE] = cache
+    os.environ.pop(assets.ENV_OFFLINE_DIR, None)
+    assets.REGISTRY["toy"] = Asset(
+        name="toy",
+        kind="files",
+        description="a toy text",
+        license="MIT",
+        homepage="",
+        size=0,
+        files=(AssetFile(path="data/toy/toy.txt", sha256=PAYLOAD_SHA, url=url),),
+        extra={"main": "data/toy/toy.txt"},
+    )
+    return hashlib.sha256(assets.path("toy").read_bytes()).hexdigest()
+
+
+def test_concurrent_processes_fetching_one_asset_do_not_corrupt_it(isolated, server):
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(3) as pool:
+        digests = pool.starmap(
+            _fetch_in_subprocess, [(str(isolated / "cache"), f"{server}/good")] * 3
+        )
+    assert digests == [PAYLOAD_SHA] * 3
+    assert _Handler.requests == ["/good"]  # the lock made the others wait and reuse the file
+    assert [p.name for p in _leftovers(isolated / "cache")] == ["toy.txt"]
+
+
+def test_hf_model_downloads_pinned_revision_file_by_file(isolated, server, monkeypatch):
+    asset = Asset(
+        name="toy-model",
+        kind="hf",
+        description="a toy model",
+        license="MIT",
+        homepage="",
+        size=0,
+        files=(AssetFile(path="model.bin", sha256=PAYLOAD_SHA),),
+        extra={"repo_id": "someone/toy", "revision": "0123abc"},
+    )
+    monkeypatch.setitem(assets.REGISTRY, "toy-model", asset)
+    monkeypatch.setenv(assets.ENV_HF_ENDPOINT, server)
+    folder = assets.hf_model("toy-model")
+    assert (folder / "model.bin").read_bytes() == PAYLOAD
+    assert _Handler.requests == ["/someone/toy/resolve/0123abc/model.bin"]
+    assert assets.hf_model("toy-model") == folder  # cached: no second download
+    assert len(_Handler.requests) == 1
+
+
+def test_verify_deletes_damaged_cache_files(isolated, server, monkeypatch):
+    _register(monkeypatch, f"{server}/good")
+    local = assets.path("toy")
+    assert assets.verify() == []
+    local.write_bytes(b"bit rot")
+    problems = assets.verify()
+    assert len(problems) == 1 and "checksum mismatch" in problems[0]
+    assert not local.exists()
+
+
+def test_cli_lists_assets_with_licence_and_size(capsys):
+    assert assets.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "tinyshakespeare" in out and "SmolLM2-135M-Instruct" in out
+    assert "CC BY 4.0" in out and "MB" in out
+
+
+def test_cli_fetch_and_verify(isolated, server, monkeypatch, capsys):
+    _register(monkeypatch, f"{server}/good")
+    assert assets.main(["fetch", "toy"]) == 0
+    assert assets.main(["verify"]) == 0
+    assert "no problems" in capsys.readouterr().out
+
+
+def test_cli_fetch_failure_exits_nonzero_with_message(isolated, monkeypatch, capsys):
+    _register(monkeypatch, "https://example.invalid/toy.txt")
+    monkeypatch.setenv(assets.ENV_NO_DOWNLOAD, "1")
+    assert assets.main(["fetch", "toy"]) == 1
+    assert "not available offline" in capsys.readouterr().err
+
+
+# --- the real registry against the course's offline copies (CI and developers have them)
+
+OFFLINE = os.environ.get(assets.ENV_OFFLINE_DIR)
+needs_offline = pytest.mark.skipif(not OFFLINE, reason=f"{assets.ENV_OFFLINE_DIR} not set")
+
+
+def test_every_asset_has_a_licence_size_and_checksums():
+    for asset in assets.REGISTRY.values():
+        assert asset.license and asset.size > 0 and asset.files, asset.name
+        for file in asset.files:
+            assert len(file.sha256) == 64, (asset.name, file.path)
+            assert file.url is None or file.url.startswith("https://"), (asset.name, file.url)
+
+
+@needs_offline
+@pytest.mark.parametrize(
+    "name", [n for n, a in assets.REGISTRY.items() if a.kind in {"files", "nltk"}]
+)
+def test_registry_checksums_match_the_offline_copies(name):
+    root = Path(OFFLINE)  # type: ignore[arg-type]
+    for file in assets.REGISTRY[name].files:
+        assert assets.sha256_of(root / file.path) == file.sha256, file.path
+
+
+@needs_offline
+def test_nltk_assets_become_loadable(isolated, monkeypatch):
+    monkeypatch.setenv(assets.ENV_OFFLINE_DIR, OFFLINE)  # type: ignore[arg-type]
+    monkeypatch.setenv(assets.ENV_NO_DOWNLOAD, "1")
+    assets.nltk("punkt_tab")
+    import nltk
+
+    assert nltk.sent_tokenize("It rained. We stayed in.") == ["It rained.", "We stayed in."]
+    copied = isolated / "cache" / "nltk_data" / "tokenizers" / "punkt_tab" / "english"
+    assert all(not (p.stat().st_mode & 0o022) for p in copied.iterdir())  # NLTK needs go-w
+
+
+def test_spacy_pipeline_loads_whatever_the_installed_name():
+    pytest.importorskip("spacy")
+    nlp = assets.spacy("en_core_web_sm")
+    doc = nlp("Ada Lovelace was born in London.")
+    assert {ent.label_ for ent in doc.ents} >= {"GPE"}
+
+
+def test_minilm_package_files_match_the_pinned_hub_checksums():
+    folder = assets.hf_model("all-MiniLM-L6-v2")
+    for file in assets.REGISTRY["all-MiniLM-L6-v2"].files:
+        assert assets.sha256_of(folder / file.path) == file.sha256, file.path

@@ -1,0 +1,115 @@
+"""Checks of the repository itself: notebooks, table of contents, configuration, workflows."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, notebooks, source_of, toc_files
+
+TEMPLATE = ROOT / "chapters" / "_templates" / "chapter-template.ipynb"
+ALLOWED_NOTEBOOK_METADATA = {"kernelspec", "language_info"}
+ALLOWED_CELL_METADATA = {"tags", "mystnb"}
+
+
+def _cells(path):
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def _source(cell) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def _setup_cell_text() -> str:
+    code = [c for c in _cells(TEMPLATE) if c["cell_type"] == "code"]
+    return _source(code[0])
+
+
+def test_every_toc_entry_has_a_source_file():
+    for page in toc_files():
+        assert source_of(page).is_file()
+
+
+def test_every_chapter_notebook_is_in_the_toc():
+    listed = {str(source_of(page).relative_to(ROOT)) for page in toc_files()}
+    for notebook in notebooks():
+        assert str(notebook.relative_to(ROOT)) in listed, f"{notebook} is not in _toc.yml"
+
+
+@pytest.mark.parametrize("notebook", notebooks(), ids=lambda p: p.stem)
+def test_notebook_is_named_by_part_and_number(notebook):
+    assert re.fullmatch(r"\d\d-[a-z0-9-]+", notebook.parent.name), notebook.parent.name
+    assert re.fullmatch(r"\d\d-[a-z0-9-]+", notebook.stem), notebook.stem
+
+
+@pytest.mark.parametrize("notebook", notebooks(), ids=lambda p: p.stem)
+def test_chapter_starts_with_the_standard_setup_cell(notebook):
+    first_code = next(c for c in _cells(notebook) if c["cell_type"] == "code")
+    assert _source(first_code) == _setup_cell_text(), (
+        "The first code cell must be the setup cell of chapters/_templates/chapter-template.ipynb, "
+        "unchanged."
+    )
+    assert "hide-cell" in first_code["metadata"].get("tags", [])
+
+
+def test_setup_cell_clones_the_repository_named_in_config(config):
+    url = config["repository"]["url"]
+    assert url in _setup_cell_text()
+    assert (ROOT / "_config.yml").read_text(encoding="utf-8").count(url) == 1
+
+
+@pytest.mark.parametrize("notebook", [*notebooks(), TEMPLATE], ids=lambda p: p.stem)
+def test_notebook_has_no_outputs_counts_or_personal_metadata(notebook):
+    content = json.loads(notebook.read_text(encoding="utf-8"))
+    extra = set(content["metadata"]) - ALLOWED_NOTEBOOK_METADATA
+    assert not extra, f"notebook metadata to strip: {sorted(extra)}"
+    for index, cell in enumerate(content["cells"]):
+        where = f"{notebook.name} cell {index}"
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [], f"{where} has outputs (run nbstripout)"
+            assert cell["execution_count"] is None, f"{where} has an execution count"
+        extra = set(cell.get("metadata", {})) - ALLOWED_CELL_METADATA
+        assert not extra, f"{where} has metadata to strip: {sorted(extra)}"
+
+
+@pytest.mark.parametrize("notebook", notebooks(), ids=lambda p: p.stem)
+def test_chapter_has_the_standard_parts(notebook):
+    cells = _cells(notebook)
+    markdown = "\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
+    for heading in ("Learning objectives", "Takeaways", "Exercises", "Further reading"):
+        assert heading in markdown, f"{notebook.name} lacks a '{heading}' section"
+    assert markdown.count("{exercise}") >= 3, "at least three exercises"
+    assert ":class: dropdown" in markdown, "solutions go in collapsed dropdowns"
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert any("SEED" in _source(c) for c in code[1:3]), "a knobs cell with SEED near the top"
+    checked = any(
+        "hide-input" in c["metadata"].get("tags", []) and "assert" in _source(code[i + 1])
+        for i, c in enumerate(code[:-1])
+    )
+    assert checked, "a coding exercise: a collapsed solution cell followed by a cell of asserts"
+
+
+def test_github_workflows_are_valid():
+    checker = shutil.which("check-jsonschema", path=str(ROOT / ".venv" / "bin")) or shutil.which(
+        "check-jsonschema"
+    )
+    assert checker, "check-jsonschema is installed by requirements.txt"
+    workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+    assert workflows
+    result = subprocess.run(
+        [checker, "--builtin-schema", "vendor.github-workflows", *map(str, workflows)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_code_and_notebooks_are_ruff_clean():
+    ruff = [sys.executable, "-m", "ruff"]
+    for command in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run([*ruff, *command], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,129 @@
+"""Checks of the built HTML site (run after `make book`; CI builds it first)."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from functools import cache
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+from conftest import ROOT, SITE, source_of, toc_files
+
+pytestmark = pytest.mark.site
+
+# Attributes through which a page makes the browser fetch something by itself.
+FETCHING = {"script": "src", "img": "src", "iframe": "src", "source": "src", "video": "src",
+            "audio": "src", "embed": "src", "object": "data"}
+FETCHING_LINK_RELS = {"stylesheet", "preload", "modulepreload", "icon", "shortcut", "manifest",
+                      "prefetch", "preconnect", "dns-prefetch"}
+
+
+@cache
+def _soup(path: Path) -> BeautifulSoup:
+    return BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+
+
+def _pages() -> list[Path]:
+    return sorted(p for p in SITE.rglob("*.html") if "_static" not in p.parts) if SITE.is_dir() else []
+
+
+def _chapter_pages() -> list[str]:
+    pages = []
+    for page in toc_files():
+        try:
+            if source_of(page).suffix == ".ipynb":
+                pages.append(page)
+        except FileNotFoundError:
+            pass  # reported by test_repository.py::test_every_toc_entry_has_a_source_file
+    return pages
+
+
+def test_every_toc_entry_produced_a_page(site):
+    for page in toc_files():
+        assert (site / f"{page}.html").is_file(), f"no HTML page for {page}"
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(SITE)))
+def test_page_shows_no_error_output_or_traceback(page):
+    soup = _soup(page)
+    for selector in (".output.traceback", ".output.error", ".output.stderr", "div.stderr"):
+        assert not soup.select(selector), f"{page.name} shows {selector}"
+    text = soup.get_text()
+    assert "Traceback (most recent call last)" not in text
+    assert not re.search(r"\b\w*(Error|Warning): ", " ".join(
+        block.get_text() for block in soup.select(".cell_output"))), f"{page.name} shows an error"
+
+
+@pytest.mark.parametrize("page", _chapter_pages())
+def test_chapter_has_colab_and_binder_links_to_its_notebook(site, config, page):
+    soup = _soup(site / f"{page}.html")
+    repo = urllib.parse.urlsplit(config["repository"]["url"]).path.strip("/")
+    branch = config["repository"]["branch"]
+    hrefs = [a.get("href", "") for a in soup.find_all("a")]
+    colab = [h for h in hrefs if h.startswith("https://colab.research.google.com/github/")]
+    binder = [h for h in hrefs if h.startswith("https://mybinder.org/v2/gh/")]
+    assert colab and binder, f"{page}: launch buttons missing"
+    assert colab[0] == f"https://colab.research.google.com/github/{repo}/blob/{branch}/{page}.ipynb"
+    assert f"/{repo}/{branch}?urlpath=tree/{page}.ipynb" in binder[0]
+    assert (ROOT / f"{page}.ipynb").is_file()
+
+
+@pytest.mark.parametrize("page", _chapter_pages())
+def test_chapter_offers_the_notebook_for_download(site, page):
+    hrefs = [a.get("href", "") for a in _soup(site / f"{page}.html").find_all("a")]
+    downloads = [h for h in hrefs if h.endswith(".ipynb") and "_sources" in h]
+    assert downloads, f"{page}: no .ipynb download link"
+    target = (site / page).parent / downloads[0]
+    assert target.resolve().is_file()
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(SITE)))
+def test_internal_links_and_anchors_resolve(page):
+    soup = _soup(page)
+    for anchor in soup.find_all("a", href=True):
+        href = anchor["href"]
+        parts = urllib.parse.urlsplit(href)
+        if parts.scheme or href.startswith(("mailto:", "//")):
+            continue
+        target = page if not parts.path else (page.parent / urllib.parse.unquote(parts.path))
+        target = target.resolve()
+        if target.is_dir():
+            target = target / "index.html"
+        assert target.exists(), f"{page.name}: broken link {href}"
+        if parts.fragment and target.suffix == ".html":
+            ids = {tag.get("id") for tag in _soup(target).find_all(id=True)}
+            names = {tag.get("name") for tag in _soup(target).find_all(attrs={"name": True})}
+            assert urllib.parse.unquote(parts.fragment) in ids | names, (
+                f"{page.name}: anchor #{parts.fragment} not found in {target.name}"
+            )
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(SITE)))
+def test_page_loads_nothing_from_external_hosts(page):
+    soup = _soup(page)
+    offenders = []
+    for tag, attribute in FETCHING.items():
+        for element in soup.find_all(tag):
+            url = element.get(attribute, "")
+            if urllib.parse.urlsplit(url).scheme in {"http", "https"} or url.startswith("//"):
+                offenders.append(f"<{tag} {attribute}={url}>")
+    for link in soup.find_all("link", href=True):
+        rels = set(link.get("rel", []))
+        url = link["href"]
+        remote = urllib.parse.urlsplit(url).scheme in {"http", "https"} or url.startswith("//")
+        if rels & FETCHING_LINK_RELS and remote:
+            offenders.append(f"<link rel={sorted(rels)} href={url}>")
+    for style in soup.find_all("style"):
+        offenders += re.findall(r"@import\s+url\((?:https?:)?//[^)]+\)", style.get_text())
+    assert not offenders, f"{page.name} fetches from other hosts: {offenders}"
+
+
+def test_mathjax_is_served_from_the_site(site):
+    page = _soup(site / "chapters/00-front/welcome.html")
+    sources = [s.get("src", "") for s in page.find_all("script")]
+    mathjax = [s for s in sources if "tex-chtml" in s]
+    assert mathjax and not mathjax[0].startswith(("http", "//")), sources
+    assert (site / "_static/mathjax/tex-chtml.js").is_file()
+    assert (site / "_static/mathjax/output/chtml/fonts/woff-v2").is_dir()
