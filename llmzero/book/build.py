@@ -36,7 +36,12 @@ def _single_page_toc(root: Path, page: str) -> str:
     import yaml
 
     full = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
-    kept = [part for part in full["parts"] if part.get("caption") in {"Start here", "Appendices"}]
+    kept = [
+        {**part, "chapters": [c for c in part["chapters"] if c["file"] != page]}
+        for part in full["parts"]
+        if part.get("caption") in {"Start here", "Appendices"}
+    ]
+    kept = [part for part in kept if part["chapters"]]
     toc = {
         "format": "jb-book",
         "root": full["root"],
