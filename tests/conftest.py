@@ -53,3 +53,21 @@ def site() -> Path:
             pytest.fail("The site was not built: run `make book` (CI runs `make test`).")
         pytest.skip("build the site first: make book")
     return SITE
+
+
+_RUN_STARTED = pytest.StashKey[float]()
+
+
+def pytest_sessionstart(session):
+    import time
+
+    session.config.stash[_RUN_STARTED] = time.time()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Print the page-weight report tests/test_browser.py wrote during this run."""
+    report = ROOT / "_build" / "page-weights.txt"
+    started = config.stash.get(_RUN_STARTED, 0.0)
+    if report.is_file() and report.stat().st_mtime >= started:
+        terminalreporter.write_sep("-", "page weights (tests/test_browser.py)")
+        terminalreporter.write(report.read_text(encoding="utf-8"))

@@ -77,9 +77,24 @@ def _write_exec_times(app: Any, exception: Exception | None) -> None:
     out.write_text(json.dumps(times, indent=2), encoding="utf-8")
 
 
+def _dedupe_scripts(
+    app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    """Drop repeated script tags (Sphinx 7.4 writes late-registered inline scripts twice,
+    which makes every page throw "Identifier ... has already been declared")."""
+    seen, unique = set(), []
+    for script in context.get("script_files", []):
+        key = (script.filename or "", script.priority, tuple(sorted(script.attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    context["script_files"] = unique
+
+
 def setup(app: Any) -> dict[str, Any]:
     """Register the hooks with Sphinx."""
     app.connect("config-inited", _config_inited, priority=900)
     app.connect("build-finished", _copy_mathjax)
     app.connect("build-finished", _write_exec_times)
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
