@@ -499,8 +499,16 @@ def test_dark_mode_is_legible(browser, base_url, visits, screenshots):
 
         figures = page.locator("article img, article .cell_output svg")
         checked = 0
-        for index in range(min(figures.count(), 6)):
+        for index in range(figures.count()):
+            if checked >= 3:
+                break
             figure = figures.nth(index)
+            # Images load lazily: bring each into view and let it load before measuring.
+            figure.scroll_into_view_if_needed(timeout=5_000)
+            figure.evaluate(
+                "e => e.tagName !== 'IMG' || e.complete || "
+                "new Promise(r => { e.onload = e.onerror = r; setTimeout(r, 3000); })"
+            )
             box = figure.bounding_box()
             if not box or box["width"] < 40 or box["height"] < 40:
                 continue  # hidden, or an icon
