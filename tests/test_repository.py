@@ -113,3 +113,32 @@ def test_code_and_notebooks_are_ruff_clean():
     for command in (["check", "."], ["format", "--check", "."]):
         result = subprocess.run([*ruff, *command], cwd=ROOT, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _documented_modules() -> list[str]:
+    api = (ROOT / "chapters" / "99-appendix" / "api.md").read_text(encoding="utf-8")
+    return re.findall(r"^\.\. automodule:: (\S+)", api, flags=re.MULTILINE)
+
+
+def test_api_reference_documents_only_modules_in_the_repository():
+    for module in _documented_modules():
+        parts = module.split(".")
+        as_file = ROOT.joinpath(*parts).with_suffix(".py")
+        as_package = ROOT.joinpath(*parts) / "__init__.py"
+        assert as_file.is_file() or as_package.is_file(), (
+            f"api.md documents {module}, which is not in the repository: add its file "
+            "or remove its section"
+        )
+
+
+def test_every_llmzero_module_is_in_the_api_reference():
+    documented = set(_documented_modules())
+    package = ROOT / "llmzero"
+    for path in sorted(package.rglob("*.py")):
+        if path.name.startswith("_") and path.name != "__init__.py":
+            continue
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        module = ".".join(parts[:-1] if path.name == "__init__.py" else parts)
+        if module == "llmzero":
+            continue
+        assert module in documented, f"{module} has no section in chapters/99-appendix/api.md"
