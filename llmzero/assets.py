@@ -545,9 +545,12 @@ def _convert_gguf(asset: Asset, gguf: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     previous = hf_logging.get_verbosity()
+    bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity(logging.ERROR)  # the GGUF reader logs every tensor it converts
+    # Its progress bars go to stderr in a terminal, and become Jupyter widgets in a notebook,
+    # which would make the page load scripts from a CDN: turn them off while converting.
+    hf_logging.disable_progress_bar()
     try:
-        # The GGUF reader draws its own progress bar on stderr; keep notebook output clean.
         with contextlib.redirect_stderr(io.StringIO()):
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -568,6 +571,8 @@ def _convert_gguf(asset: Asset, gguf: Path, dest: Path) -> None:
         raise
     finally:
         hf_logging.set_verbosity(previous)
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
 
 
 def _write_source(folder: Path, info: dict[str, str]) -> None:

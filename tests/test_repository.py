@@ -142,3 +142,13 @@ def test_every_llmzero_module_is_in_the_api_reference():
         if module == "llmzero":
             continue
         assert module in documented, f"{module} has no section in chapters/99-appendix/api.md"
+
+
+@pytest.mark.parametrize("notebook", notebooks(), ids=lambda p: p.stem)
+def test_chapter_prerequisites_link_to_earlier_pages(notebook):
+    markdown = "\n".join(_source(c) for c in _cells(notebook) if c["cell_type"] == "markdown")
+    match = re.search(r"\*\*Prerequisites?:?\*\*(.*?)(?:\n\n|$)", markdown, flags=re.DOTALL)
+    assert match, f"{notebook.name} has no **Prerequisites:** paragraph"
+    assert "{ref}`" in match.group(1), (
+        "prerequisites are links ({ref}`label`), so the build checks them"
+    )
