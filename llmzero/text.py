@@ -24,7 +24,7 @@ NORMALIZATION_FORMS = ("NFC", "NFD", "NFKC", "NFKD")
 """The four Unicode normalization forms that ``unicodedata.normalize`` accepts."""
 
 HTML_TAG = re.compile(r"<[A-Za-z/!][^>]*>")
-"""An HTML tag, comment or doctype: ``<`` then a letter, ``/`` or ``!``, up to the next ``>``.
+"""An HTML tag, comment or doctype (``<``, then a letter, ``/`` or ``!``, up to the next ``>``).
 
 Requiring a letter, ``/`` or ``!`` after ``<`` keeps text such as ``<3`` or ``a < b``. The
 pattern stops at the first ``>``, so a ``>`` inside a quoted attribute value ends the tag
@@ -32,7 +32,7 @@ early: regular expressions cannot parse HTML in general, only strip well-behaved
 """
 
 URL = re.compile(r"(?:https?://|www\.)\S+?(?=[.,;:!?)\]}'\"]*(?:\s|$))")
-"""A web address: ``http://``, ``https://`` or ``www.``, then non-space characters.
+"""A web address (``http://``, ``https://`` or ``www.``, then non-space characters).
 
 The lazy ``\\S+?`` with the look-ahead leaves punctuation that ends a sentence (``.``,
 ``,``, ``)`` ...) outside the match, so ``"see https://x.org."`` keeps its full stop.
