@@ -24,18 +24,14 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from llmzero.functional import _check_float_tensor
+
 __all__ = ["causal_mask", "padding_mask", "scaled_dot_product_attention"]
 
 
-def _check_float_tensor(x: object, name: str) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
-    if not x.is_floating_point():
-        raise TypeError(
-            f"{name} must be a floating-point tensor, got dtype {x.dtype}; "
-            f"convert it first, e.g. {name}.float()."
-        )
-    if x.ndim < 2:
+def _check_sequence_tensor(x: object, name: str) -> None:
+    _check_float_tensor(x, name)
+    if x.ndim < 2:  # type: ignore[union-attr]
         raise ValueError(
             f"{name} must have at least 2 dimensions (..., seq, features), "
             f"got shape {tuple(x.shape)}."
@@ -122,7 +118,7 @@ def scaled_dot_product_attention(
             ``dropout_p`` is not in ``[0, 1)``.
     """
     for name, x in (("q", q), ("k", k), ("v", v)):
-        _check_float_tensor(x, name)
+        _check_sequence_tensor(x, name)
     _check_shapes(q, k, v)
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}.")
