@@ -21,3 +21,45 @@ def test_arrays_strings_and_python_numbers_are_left_alone():
     assert _plain_number(array) is array
     assert _plain_number("text") == "text"
     assert _plain_number(7) == 7
+
+
+def _stream(text: str, name: str = "stdout") -> dict:
+    return {"output_type": "stream", "name": name, "text": text}
+
+
+def test_printed_text_stays_in_order_around_displays():
+    from llmzero.book.sphinxext import coalesce_adjacent_streams
+
+    table = {"output_type": "display_data", "data": {"text/plain": "TABLE"}}
+    outputs = [_stream("a\n"), _stream("b\n"), table, _stream("c\n")]
+    merged = coalesce_adjacent_streams(outputs)
+    assert [o["output_type"] for o in merged] == ["stream", "display_data", "stream"]
+    assert merged[0]["text"] == "a\nb\n"
+    assert merged[2]["text"] == "c\n"
+
+
+def test_stdout_and_stderr_are_not_merged_together():
+    from llmzero.book.sphinxext import coalesce_adjacent_streams
+
+    merged = coalesce_adjacent_streams([_stream("a\n"), _stream("w\n", "stderr")])
+    assert [o["name"] for o in merged] == ["stdout", "stderr"]
+
+
+def test_carriage_returns_and_backspaces_are_applied():
+    from llmzero.book.sphinxext import coalesce_adjacent_streams
+
+    merged = coalesce_adjacent_streams([_stream("10%\r50%\r100%\n"), _stream("ab\bc\n")])
+    assert merged[0]["text"] == "100%\nac\n"
+
+
+def test_the_site_uses_the_order_keeping_merge():
+    import myst_nb.core.render
+
+    from llmzero.book import sphinxext
+
+    class App:
+        def connect(self, *args, **kwargs):
+            pass
+
+    sphinxext.setup(App())
+    assert myst_nb.core.render.coalesce_streams is sphinxext.coalesce_adjacent_streams

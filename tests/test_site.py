@@ -144,3 +144,14 @@ def test_mathjax_is_served_from_the_site(site):
     assert mathjax and not mathjax[0].startswith(("http", "//")), sources
     assert (site / "_static/mathjax/tex-chtml.js").is_file()
     assert (site / "_static/mathjax/output/chtml/fonts/woff-v2").is_dir()
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(SITE)))
+def test_page_has_no_jupyter_widgets(page):
+    # A widget (typically a tqdm progress bar drawn by a library in a notebook) is a live
+    # object: on a static page it shows nothing useful, and it needs scripts from a CDN.
+    widgets = _soup(page).find_all("script", type=re.compile(r"application/vnd\.jupyter\.widget"))
+    assert not widgets, (
+        f"{page.name} has {len(widgets)} Jupyter widget outputs: turn the library's progress "
+        "bar off in that cell, or print progress as text"
+    )

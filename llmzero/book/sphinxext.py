@@ -6,11 +6,17 @@ so pages render offline and where CDNs are slow or blocked. The MathJax files co
 the PyPI package ``django-static-mathjax`` (MathJax 3.2.2, pinned in ``requirements.txt``),
 which installs them as the Python package ``mathjax``; they are copied to
 ``_static/mathjax`` in the built site.
+
+It also keeps a cell's printed text in its place among the cell's other outputs: myst-nb's
+``nb_merge_streams`` gathers *all* of a cell's printed text into its first text output, so
+a line printed after a table or progress bar would show above it. Here only consecutive
+text outputs are merged (:func:`coalesce_adjacent_streams`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -91,8 +97,45 @@ def _dedupe_scripts(
     context["script_files"] = unique
 
 
+_CARRIAGE_RETURN = re.compile(r".*\r(?=[^\n])")  # text a later \r overwrote on its line
+_BACKSPACE = re.compile("[^\n]\x08")  # a character and the backspace (\x08) after it
+
+
+def coalesce_adjacent_streams(outputs: list[Any]) -> list[Any]:
+    """Merge consecutive stdout (or stderr) outputs of a cell into one, keeping the order.
+
+    A kernel sends printed text in chunks as it is flushed, so one ``print`` loop can give
+    several outputs in a row; they are joined. Text separated by a table, a figure or any
+    other display output stays on its side of it. As in myst-nb, characters a ``\r`` or
+    ``\b`` erased in a terminal are removed.
+    """
+    merged: list[Any] = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (
+            output["output_type"] == "stream"
+            and previous is not None
+            and previous["output_type"] == "stream"
+            and previous["name"] == output["name"]
+        ):
+            previous["text"] += output["text"]
+        else:
+            merged.append(output)
+    for output in merged:
+        if output["output_type"] == "stream":
+            text = output["text"]
+            while _BACKSPACE.search(text):
+                text = _BACKSPACE.sub("", text)
+            output["text"] = _CARRIAGE_RETURN.sub("", text)
+    return merged
+
+
 def setup(app: Any) -> dict[str, Any]:
     """Register the hooks with Sphinx."""
+    import myst_nb.core.render
+
+    # myst-nb looks this function up in its render module when nb_merge_streams is on.
+    myst_nb.core.render.coalesce_streams = coalesce_adjacent_streams
     app.connect("config-inited", _config_inited, priority=900)
     app.connect("build-finished", _copy_mathjax)
     app.connect("build-finished", _write_exec_times)
