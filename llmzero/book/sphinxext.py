@@ -106,8 +106,8 @@ def coalesce_adjacent_streams(outputs: list[Any]) -> list[Any]:
 
     A kernel sends printed text in chunks as it is flushed, so one ``print`` loop can give
     several outputs in a row; they are joined. Text separated by a table, a figure or any
-    other display output stays on its side of it. As in myst-nb, characters a ``\r`` or
-    ``\b`` erased in a terminal are removed.
+    other display output stays on its side of it. As in myst-nb, text that a carriage return
+    or a backspace erased in a terminal is removed.
     """
     merged: list[Any] = []
     for output in outputs:
