@@ -30,10 +30,10 @@ import argparse
 import contextlib
 import hashlib
 import importlib.util
-import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import tomllib
@@ -535,33 +535,26 @@ def _download_snapshot(asset: Asset, dest: Path) -> None:
 
 
 def _convert_gguf(asset: Asset, gguf: Path, dest: Path) -> None:
-    """Dequantize a GGUF file into a transformers folder once (about 40 s), then reuse it."""
-    import logging
+    """Dequantize a GGUF file into a transformers folder once (about 40 s), then reuse it.
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
+    The conversion runs in a child Python process. Its libraries draw progress bars that
+    would become live Jupyter widgets (or stderr text) in a notebook; there they go to a
+    pipe instead, and the notebook also does not keep the converter's memory.
+    """
     print(f"Converting {gguf.name} to a transformers checkpoint once (about a minute)...")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    previous = hf_logging.get_verbosity()
-    bars_were_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity(logging.ERROR)  # the GGUF reader logs every tensor it converts
-    # Its progress bars go to stderr in a terminal, and become Jupyter widgets in a notebook,
-    # which would make the page load scripts from a CDN: turn them off while converting.
-    hf_logging.disable_progress_bar()
+    code = "import sys; from llmzero.assets import _gguf_to_transformers as f; f(*sys.argv[1:])"
     try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        # The weights are already dequantized to float32; drop the GGUF quantizer so
-        # transformers agrees to save them as an ordinary checkpoint.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        with contextlib.redirect_stderr(io.StringIO()):  # and so does the checkpoint writer
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
+        result = subprocess.run(
+            [sys.executable, "-c", code, str(gguf), str(tmp)], capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise AssetError(
+                f"Converting {gguf} to a transformers checkpoint failed. Check that the "
+                "`gguf` and `accelerate` packages are installed (pip install gguf accelerate). "
+                f"The converter said:\n{result.stderr[-3000:]}"
+            )
         _write_source(
             tmp, {"source": "gguf", "file": gguf.name, "sha256": asset.extra["package_gguf_sha256"]}
         )
@@ -569,10 +562,26 @@ def _convert_gguf(asset: Asset, gguf: Path, dest: Path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    finally:
-        hf_logging.set_verbosity(previous)
-        if bars_were_on:
-            hf_logging.enable_progress_bar()
+
+
+def _gguf_to_transformers(gguf: str | Path, out_dir: str | Path) -> None:
+    """Load a GGUF model with transformers (dequantized to float32) and save it to ``out_dir``."""
+    import logging
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    gguf = Path(gguf)
+    hf_logging.set_verbosity(logging.ERROR)  # the GGUF reader logs every tensor it converts
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The weights are already dequantized to float32; drop the GGUF quantizer so
+    # transformers agrees to save them as an ordinary checkpoint.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
 
 
 def _write_source(folder: Path, info: dict[str, str]) -> None:
