@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from llmzero.gpt import GPT
 from llmzero.positional import LearnedPositionalEmbedding
 from llmzero.transformer import FeedForward, MultiHeadAttention
 
@@ -176,16 +177,8 @@ class Seq2Seq(nn.Module):
         self.decoder = nn.ModuleList(DecoderBlock(config) for _ in range(config.n_decoder_layers))
         self.ln_decoder = nn.LayerNorm(config.d_model)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        self.apply(self._init_weights)
+        self.apply(GPT._init_weights)  # GPT-2's: N(0, 0.02) weights, zero biases
         self.lm_head.weight = self.token_embedding.weight  # weight tying: one (V, C) matrix
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        """Small normal weights and zero biases, as in GPT-2 and nanoGPT."""
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
 
     def num_parameters(self) -> int:
         """The number of trainable parameters (the tied output matrix counted once)."""
