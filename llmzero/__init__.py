@@ -1,14 +1,17 @@
 """llmzero: the reusable code of the course *LLMs from Zero*.
 
-Each module is named after one concept and is short enough to read in one sitting:
+The package is layered like the book; each layer imports only the ones before it:
 
-- :mod:`llmzero.assets` loads data sets and models the same way online and offline.
-- :mod:`llmzero.plotting` gives every chapter the same readable figure style.
-- :mod:`llmzero.train` is the small training loop used from Part I on.
-- :mod:`llmzero.book` holds helpers for the notebooks themselves (e.g. ``glue``).
+- :mod:`llmzero.core`: math, optimizers, devices and seeds, plotting (Part I).
+- :mod:`llmzero.text`: cleaning, tokenizers, word vectors (Parts II–III).
+- :mod:`llmzero.data`: data sets and models on disk (``assets``), corpora, data pipelines.
+- :mod:`llmzero.models`: one file per model: attention, Transformer, GPT, Llama, ...
+- :mod:`llmzero.training`: the training loop and training objectives.
+- :mod:`llmzero.evaluation`: metrics.
+- :mod:`llmzero.book`: helpers for the notebooks and the site (e.g. ``glue``).
 
-Later chapters add their models (``gpt``, ``bpe``, ``llama``, ...) here, after building
-them step by step in the text.
+Each module is named after one concept and is short enough to read in one sitting. A
+chapter builds its code step by step, then shows it equals the package's version.
 """
 
 __version__ = "0.1.0"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from llmzero import assets
-from llmzero.assets import Asset, AssetFile
+from llmzero.data import assets
+from llmzero.data.assets import Asset, AssetFile
 
 PAYLOAD = b"To be, or not to be, that is the question.\n" * 2000
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -156,7 +156,7 @@ def test_offline_and_missing_explains_how_to_fix(isolated, monkeypatch):
     assert "'toy'" in message and "data/toy/toy.txt" in message
     assert f"unset {assets.ENV_NO_DOWNLOAD}" in message
     assert assets.ENV_OFFLINE_DIR in message
-    assert "python -m llmzero.assets fetch toy" in message
+    assert "python -m llmzero.data.assets fetch toy" in message
 
 
 def test_plain_http_to_other_hosts_is_refused(isolated, monkeypatch):

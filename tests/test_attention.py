@@ -1,4 +1,4 @@
-"""Tests for llmzero.attention: agreement with PyTorch, the masks, and clear errors."""
+"""Tests for llmzero.models.attention: agreement with PyTorch, the masks, and clear errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmzero.attention import causal_mask, padding_mask, scaled_dot_product_attention
+from llmzero.models.attention import causal_mask, padding_mask, scaled_dot_product_attention
 
 ATOL = 1e-5  # float32 results of two different summation orders
 

@@ -1,4 +1,4 @@
-"""Tests of llmzero.autograd: every gradient is checked against torch.autograd in float64.
+"""Tests of llmzero.core.autograd: every gradient is checked against torch.autograd in float64.
 
 Tolerance: our engine computes in Python floats (IEEE float64) and torch in float64 too, so
 the two may differ only by rounding in a different order of operations. We accept a
@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from llmzero.autograd import MLP, Layer, Neuron, Value, numerical_gradient
+from llmzero.core.autograd import MLP, Layer, Neuron, Value, numerical_gradient
 
 REL_TOL = 1e-10
 ABS_TOL = 1e-12

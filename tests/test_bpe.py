@@ -1,4 +1,4 @@
-"""Tests for llmzero.bpe: byte-level BPE training, encoding, decoding and saving."""
+"""Tests for llmzero.text.bpe: byte-level BPE training, encoding, decoding and saving."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llmzero import assets, bpe
+from llmzero.data import assets
+from llmzero.text import bpe
 
 # Small enough to train in well under a second, large enough to learn real merges.
 SHAKESPEARE_CHARS = 100_000

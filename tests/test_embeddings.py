@@ -1,9 +1,9 @@
-"""Tests for llmzero.embeddings: mean pooling and the MiniLM sentence encoder."""
+"""Tests for llmzero.models.embeddings: mean pooling and the MiniLM sentence encoder."""
 
 import pytest
 import torch
 
-from llmzero.embeddings import encode, mean_pool
+from llmzero.models.embeddings import encode, mean_pool
 
 
 def test_mean_pool_averages_only_real_tokens() -> None:

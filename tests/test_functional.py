@@ -1,10 +1,10 @@
-"""Tests for llmzero.functional: softmax, log_softmax and cosine_similarity."""
+"""Tests for llmzero.core.functional: softmax, log_softmax and cosine_similarity."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from llmzero.functional import cosine_similarity, log_softmax, softmax
+from llmzero.core.functional import cosine_similarity, log_softmax, softmax
 
 
 @pytest.fixture

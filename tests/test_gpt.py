@@ -1,4 +1,4 @@
-"""Tests for llmzero.gpt: equivalence with Hugging Face GPT-2, parameter counts, generation."""
+"""Tests for llmzero.models.gpt: equal to Hugging Face GPT-2, parameter counts, generation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmzero.gpt import GPT, GPTConfig, parameter_breakdown
+from llmzero.models.gpt import GPT, GPTConfig, parameter_breakdown
 
 transformers = pytest.importorskip("transformers")
 

@@ -1,4 +1,4 @@
-"""Tests for llmzero.information: entropy, cross-entropy, KL, perplexity, temperature sampling."""
+"""Tests for llmzero.core.information: entropy, cross-entropy, KL, perplexity, sampling."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical
 
-from llmzero import information
+from llmzero.core import information
 
 
 def random_probs(*shape: int, seed: int = 0) -> torch.Tensor:

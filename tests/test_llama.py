@@ -1,4 +1,4 @@
-"""Tests of llmzero.llama: the pieces, and equality with Hugging Face's LlamaForCausalLM."""
+"""Tests of llmzero.models.llama: the pieces, and equality with Hugging Face's LlamaForCausalLM."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmzero.llama import (
+from llmzero.models.llama import (
     Attention,
     Llama,
     LlamaConfig,
@@ -87,7 +87,7 @@ def test_from_hf_folder_round_trip(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_real_smollm2_weights_match_hugging_face() -> None:
-    from llmzero import assets
+    from llmzero.data import assets
 
     model_dir = assets.hf_model("SmolLM2-135M-Instruct")
     hf = transformers.AutoModelForCausalLM.from_pretrained(

@@ -1,4 +1,4 @@
-"""Tests for llmzero.metrics: each metric against scikit-learn, on random and edge-case inputs."""
+"""Tests for llmzero.evaluation.metrics: each metric vs scikit-learn, random and edge cases."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
-from llmzero import metrics
+from llmzero.evaluation import metrics
 
 
 def label_pairs(max_label: int = 4, max_size: int = 40) -> st.SearchStrategy:

@@ -1,4 +1,4 @@
-"""Tests for llmzero.mlm: BERT's masking procedure and next-sentence-prediction pairs."""
+"""Tests for llmzero.training.mlm: BERT's masking procedure and next-sentence-prediction pairs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmzero.mlm import IGNORE_INDEX, SentencePair, make_nsp_pairs, mask_tokens
+from llmzero.training.mlm import IGNORE_INDEX, SentencePair, make_nsp_pairs, mask_tokens
 
 VOCAB = 1000
 MASK, CLS, SEP, PAD = 103, 101, 102, 0

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from llmzero import optim
+from llmzero.core import optim
 
 N_STEPS = 200
 

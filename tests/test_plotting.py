@@ -1,4 +1,4 @@
-"""Tests of llmzero.plotting: the course style and the three reusable figures."""
+"""Tests of llmzero.core.plotting: the course style and the three reusable figures."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
 
-from llmzero import plotting
-from llmzero.train import History
+from llmzero.core import plotting
+from llmzero.training.loop import History
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Tests for llmzero.positional: sinusoidal, learned and rotary position information."""
+"""Tests for llmzero.models.positional: sinusoidal, learned and rotary position information."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmzero.positional import (
+from llmzero.models.positional import (
     LearnedPositionalEmbedding,
     apply_rope,
     rope_frequencies,

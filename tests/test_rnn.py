@@ -1,4 +1,4 @@
-"""Tests for llmzero.rnn: shapes, initial loss, learning, batching, sampling, evaluation."""
+"""Tests for llmzero.models.rnn: shapes, initial loss, learning, batching, sampling, evaluation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from llmzero.rnn import CharLSTM, CharLSTMConfig, RandomBatches, get_batch, heldout_nll
+from llmzero.models.rnn import CharLSTM, CharLSTMConfig, RandomBatches, get_batch, heldout_nll
 
 
 def small_lstm(seed: int = 0, **overrides) -> CharLSTM:

@@ -1,11 +1,11 @@
-"""Tests for llmzero.seq2seq: shapes, masks, padding, greedy decoding and learning."""
+"""Tests for llmzero.models.seq2seq: shapes, masks, padding, greedy decoding and learning."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from llmzero.seq2seq import IGNORE_INDEX, Seq2Seq, Seq2SeqConfig
+from llmzero.models.seq2seq import IGNORE_INDEX, Seq2Seq, Seq2SeqConfig
 
 PAD, BOS, EOS = 0, 1, 2
 

@@ -1,4 +1,4 @@
-"""Tests for llmzero.text: Unicode normalization, case folding and regex cleaning."""
+"""Tests for llmzero.text.cleaning: Unicode normalization, case folding and regex cleaning."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmzero.text import HTML_TAG, URL, clean, normalize
+from llmzero.text.cleaning import HTML_TAG, URL, clean, normalize
 
 
 def test_nfc_makes_composed_and_decomposed_accents_equal() -> None:

@@ -1,4 +1,4 @@
-"""Tests of llmzero.train: devices, seeds, the training loop, evaluation and checkpoints."""
+"""Tests of llmzero.training.loop: devices, seeds, the training loop, evaluation and checkpoints."""
 
 from __future__ import annotations
 
@@ -11,17 +11,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
-from llmzero import train
-from llmzero.train import (
-    History,
-    evaluate,
-    fit,
-    get_device,
-    load_checkpoint,
-    save_checkpoint,
-    seed_everything,
-    to_device,
-)
+from llmzero.core.runtime import get_device, seed_everything, to_device
+from llmzero.training import loop
+from llmzero.training.loop import History, evaluate, fit, load_checkpoint, save_checkpoint
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -211,7 +203,7 @@ def test_notebook_progress_line_keeps_only_the_final_bar_state():
             self.shown.append(bundle["text/plain"])
 
     handle = FakeHandle()
-    line = train._DisplayLine(handle)
+    line = loop._DisplayLine(handle)
     bar = tqdm(range(5), desc="demo", file=line, mininterval=0, leave=True)
     for _ in bar:
         bar.set_postfix_str("loss=1.0", refresh=False)

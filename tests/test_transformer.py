@@ -1,4 +1,4 @@
-"""Tests for llmzero.transformer: each piece equals PyTorch's with the same weights."""
+"""Tests for llmzero.models.transformer: each piece equals PyTorch's with the same weights."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from llmzero.transformer import FeedForward, LayerNorm, MultiHeadAttention, TransformerBlock
+from llmzero.models.transformer import FeedForward, LayerNorm, MultiHeadAttention, TransformerBlock
 
 D_MODEL, N_HEADS, BATCH, SEQ = 32, 4, 3, 7
 

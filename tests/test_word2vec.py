@@ -1,4 +1,4 @@
-"""Tests for llmzero.word2vec: skip-gram with negative sampling and its helpers."""
+"""Tests for llmzero.text.word2vec: skip-gram with negative sampling and its helpers."""
 
 import math
 from collections import Counter
@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmzero.word2vec import (
+from llmzero.text.word2vec import (
     SkipGramNS,
     Vocabulary,
     analogy,

@@ -3,7 +3,7 @@
 Built step by step in the chapter *Linear algebra for language models*; semantic search,
 retrieval-augmented generation and zero-shot classification reuse it::
 
-    from llmzero.embeddings import encode
+    from llmzero.models.embeddings import encode
 
     vectors = encode(["A cat sleeps.", "A kitten naps."])  # (2, 384), each row has norm 1
     similarity = vectors @ vectors.T                         # cosine similarities, (2, 2)
@@ -74,8 +74,8 @@ class SentenceEncoder:
 
     Args:
         model_dir: a folder for ``from_pretrained``; by default the all-MiniLM-L6-v2 asset,
-            loaded through :func:`llmzero.assets.hf_model`.
-        device: where the model runs; by default :func:`llmzero.train.get_device`.
+            loaded through :func:`llmzero.data.assets.hf_model`.
+        device: where the model runs; by default :func:`llmzero.core.runtime.get_device`.
         max_length: texts longer than this many tokens are truncated (256 for MiniLM).
 
     Attributes:
@@ -92,8 +92,8 @@ class SentenceEncoder:
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        from llmzero import assets
-        from llmzero.train import get_device
+        from llmzero.core.runtime import get_device
+        from llmzero.data import assets
 
         folder = Path(model_dir) if model_dir is not None else assets.hf_model(DEFAULT_MODEL)
         self.device = torch.device(device) if device is not None else get_device()
@@ -161,7 +161,7 @@ def encode(
         texts: a list of strings.
         model_dir: a model folder; by default the all-MiniLM-L6-v2 asset.
         batch_size: how many texts go through the model at once.
-        device: where the model runs; by default :func:`llmzero.train.get_device`.
+        device: where the model runs; by default :func:`llmzero.core.runtime.get_device`.
 
     Returns:
         A float32 tensor of shape ``(len(texts), 384)`` on the CPU with unit-length rows.

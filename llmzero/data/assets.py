@@ -4,7 +4,7 @@ Every asset a chapter uses is listed in ``registry.toml`` beside this file, with
 its canonical source, licence, size and sha256 checksums. Chapters ask for an
 asset by name, one call per kind::
 
-    from llmzero import assets
+    from llmzero.data import assets
     text_file = assets.path("tinyshakespeare")        # a local file or folder
     assets.nltk("movie_reviews")                     # NLTK can now find it
     nlp = assets.spacy("en_core_web_sm")             # a loaded spaCy pipeline
@@ -21,7 +21,7 @@ Where a file comes from, in this order:
 4. a **download** over HTTPS with a progress bar, checksum verification and an
    atomic rename, unless ``LLMZERO_OFFLINE=1`` forbids it.
 
-Command line: ``python -m llmzero.assets list``, ``fetch NAME``, ``verify``.
+Command line: ``python -m llmzero.data.assets list``, ``fetch NAME``, ``verify``.
 """
 
 from __future__ import annotations
@@ -294,8 +294,9 @@ def _not_available(asset: Asset, missing: list[str], hint: str = "") -> AssetNot
         f"  - allow the download: unset {ENV_NO_DOWNLOAD} (it needs internet access);",
         f"  - point {ENV_OFFLINE_DIR} at a folder that holds these files (for the course's "
         "CI: ../shared/assets);",
-        f"  - on a machine with internet, run `python -m llmzero.assets fetch {asset.name}` and "
-        f"copy {cache_dir()} to this machine.",
+        "  - on a machine with internet, run "
+        f"`python -m llmzero.data.assets fetch {asset.name}` and copy {cache_dir()} "
+        "to this machine.",
     ]
     if hint:
         lines.append(f"  - {hint}")
@@ -382,8 +383,8 @@ def nltk(name: str) -> Path:
                     raise AssetNotAvailableError(
                         f"nltk.download({asset.extra['nltk_id']!r}) failed: {reason}.\n"
                         "Check your internet connection and try again. Without internet, run "
-                        f"`python -m llmzero.assets fetch {name}` on a machine that has it and "
-                        "copy "
+                        f"`python -m llmzero.data.assets fetch {name}` on a machine that has it "
+                        "and copy "
                         f"{cache_dir()} here, or set {ENV_OFFLINE_DIR} to a folder holding "
                         f"nltk_data/{asset.extra['resource']}."
                     )
@@ -544,7 +545,9 @@ def _convert_gguf(asset: Asset, gguf: Path, dest: Path) -> None:
     print(f"Converting {gguf.name} to a transformers checkpoint once (about a minute)...")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    code = "import sys; from llmzero.assets import _gguf_to_transformers as f; f(*sys.argv[1:])"
+    code = (
+        "import sys; from llmzero.data.assets import _gguf_to_transformers as f; f(*sys.argv[1:])"
+    )
     try:
         result = subprocess.run(
             [sys.executable, "-c", code, str(gguf), str(tmp)], capture_output=True, text=True
@@ -646,9 +649,9 @@ def _human(size: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: ``python -m llmzero.assets list|fetch NAME|verify``."""
+    """Command-line entry point: ``python -m llmzero.data.assets list|fetch NAME|verify``."""
     parser = argparse.ArgumentParser(
-        prog="python -m llmzero.assets", description=__doc__.split("\n")[0]
+        prog="python -m llmzero.data.assets", description=__doc__.split("\n")[0]
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="list every asset with its kind, size and licence")

@@ -6,12 +6,12 @@ the loss, check it on held-out data now and then, and save the work so a long ru
 stop and pick up again. They live here, written out plainly, so that a chapter can spend
 its words on the model instead of the loop:
 
-- :func:`get_device` and :func:`seed_everything`: where to run, and how to make a re-run
-  give the same numbers.
+- Where to run and how to make a re-run give the same numbers live one layer down, in
+  :mod:`llmzero.core.runtime`, because models and data need them too.
 - :func:`fit`: the loop. It calls ``loss_fn(model, batch)`` to get a scalar loss, so it
   works for any batch shape: ``(x, y)`` pairs, dictionaries of token ids, anything.
   It records a :class:`History` (the training loss at every step, the validation loss
-  at every evaluation) that :func:`llmzero.plotting.plot_history` draws.
+  at every evaluation) that :func:`llmzero.core.plotting.plot_history` draws.
 - :func:`evaluate`: the mean loss on a data set, without touching gradients.
 - :func:`save_checkpoint` and :func:`load_checkpoint`: safe checkpoints. Saving is
   atomic (a crash mid-save never leaves a half-written file), loading never runs code
@@ -38,38 +38,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from llmzero.core.runtime import to_device
+
 __all__ = [
     "History",
     "evaluate",
     "fit",
-    "get_device",
     "load_checkpoint",
     "save_checkpoint",
-    "seed_everything",
-    "to_device",
 ]
-
-
-def get_device(prefer: str | None = None) -> torch.device:
-    """Pick the fastest available device: ``cuda``, then Apple's ``mps``, then ``cpu``.
-
-    ``prefer`` (e.g. ``"cpu"``) overrides the choice, so a knobs cell can force one.
-    """
-    if prefer is not None:
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch so a re-run gives the same numbers on the same machine."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
 
 
 # --------------------------------------------------------------------------------------
@@ -114,27 +91,6 @@ class History:
 # --------------------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------------------
-
-
-def to_device(batch: Any, device: torch.device | str) -> Any:
-    """Move every tensor in ``batch`` to ``device``, looking inside tuples, lists and dicts.
-
-    Anything that is not a tensor or a container (strings, numbers) is returned as is,
-    so a batch like ``{"input_ids": ids, "text": ["a", "b"]}`` is fine.
-    """
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, Mapping):
-        moved = {key: to_device(value, device) for key, value in batch.items()}
-        try:
-            return type(batch)(moved)  # keep dict subclasses (e.g. transformers' BatchEncoding)
-        except Exception:
-            return moved
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
-        return type(batch)(*(to_device(item, device) for item in batch))
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(to_device(item, device) for item in batch)
-    return batch
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:

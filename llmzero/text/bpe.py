@@ -13,7 +13,7 @@ this module learns the same merges. The whole algorithm fits in three ideas:
 
 Usage::
 
-    from llmzero import bpe
+    from llmzero.text import bpe
 
     tokenizer = bpe.train(text, vocab_size=512)   # 256 bytes + 256 merges
     ids = tokenizer.encode("To be, or not to be")  # list[int]

@@ -6,7 +6,7 @@ probability tensors whose **last dimension** runs over the outcomes (the vocabul
 any leading dimensions are a batch, so ``probs`` of shape ``(batch, vocab)`` gives one
 result per row::
 
-    from llmzero import information
+    from llmzero.core import information
 
     information.entropy(probs)                 # (batch,) in nats
     information.cross_entropy(p, q, base=2)    # (batch,) in bits

@@ -4,7 +4,7 @@ Part III's chapter *Multi-head attention and the Transformer block* builds each 
 by step and checks it against PyTorch's own (``nn.MultiheadAttention``, ``nn.LayerNorm``,
 ``nn.TransformerEncoderLayer``) with the same weights::
 
-    from llmzero.transformer import TransformerBlock
+    from llmzero.models.transformer import TransformerBlock
 
     block = TransformerBlock(d_model=64, n_heads=4, pre_norm=True)
     y = block(x, causal=True)                       # x, y: (batch, seq, d_model)
@@ -18,7 +18,7 @@ by step and checks it against PyTorch's own (``nn.MultiheadAttention``, ``nn.Lay
   connection and a LayerNorm, either **pre-LN** (``x + f(norm(x))``, GPT-2 and most LLMs
   since) or **post-LN** (``norm(x + f(x))``, the original Transformer).
 
-Masks follow :mod:`llmzero.attention`: a boolean ``True`` means "may attend". PyTorch's
+Masks follow :mod:`llmzero.models.attention`: a boolean ``True`` means "may attend". PyTorch's
 ``nn.MultiheadAttention`` uses the opposite convention (``True`` = blocked); see
 :meth:`MultiHeadAttention.forward`.
 """
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from llmzero.attention import causal_mask, padding_mask, scaled_dot_product_attention
+from llmzero.models.attention import causal_mask, padding_mask, scaled_dot_product_attention
 
 __all__ = ["FeedForward", "LayerNorm", "MultiHeadAttention", "TransformerBlock"]
 
@@ -124,7 +124,7 @@ class MultiHeadAttention(nn.Module):
                 ``attention_mask == 0``.)
             causal: also forbid attending to later positions (needs ``seq_q == seq_k``).
             need_weights: also return the attention weights. Then the attention is
-                computed by :func:`llmzero.attention.scaled_dot_product_attention`;
+                computed by :func:`llmzero.models.attention.scaled_dot_product_attention`;
                 otherwise by PyTorch's faster ``F.scaled_dot_product_attention``, which
                 computes the same function without returning the weights.
 

@@ -3,7 +3,7 @@
 Built step by step in the chapter *Linear algebra for language models*; later chapters
 (attention, language-model losses, semantic search) use these versions::
 
-    from llmzero.functional import cosine_similarity, log_softmax, softmax
+    from llmzero.core.functional import cosine_similarity, log_softmax, softmax
 
     probs = softmax(logits)                     # (..., vocab), each row sums to 1
     scores = cosine_similarity(queries, docs)   # (n, d) and (m, d) -> (n, m)

@@ -2,7 +2,7 @@
 
 Built step by step in the chapter *What NLP is*; Part IV's data pipeline reuses it::
 
-    from llmzero.text import clean, normalize
+    from llmzero.text.cleaning import clean, normalize
 
     normalize("ＬＬＭｓ ﬁne-tuning")                  # 'LLMs fine-tuning'
     normalize("Straße", casefold=True)              # 'strasse'

@@ -3,7 +3,7 @@
 Built step by step in Part III's chapter *Encoders and encoder–decoders*; Part IV's chapter
 on masked language modeling pretrains a small encoder with them::
 
-    from llmzero.mlm import make_nsp_pairs, mask_tokens
+    from llmzero.training.mlm import make_nsp_pairs, mask_tokens
 
     inputs, labels = mask_tokens(input_ids, mask_token_id=103, vocab_size=30522,
                                  special_token_ids={0, 101, 102})

@@ -6,7 +6,7 @@ send a gradient back to them. Calling :meth:`Value.backward` on the final value 
 visits the graph in reverse topological order and applies the chain rule at every node,
 so afterwards each value's ``.grad`` holds the derivative of the loss with respect to it::
 
-    from llmzero.autograd import Value
+    from llmzero.core.autograd import Value
     x = Value(2.0)
     y = x * x + x.exp()
     y.backward()

@@ -4,7 +4,7 @@ Part II's text-classification chapter builds each of these step by step and chec
 against scikit-learn; Part V's evaluation chapter and the capstone reuse them. Labels can be
 any sortable values (``0``/``1``, ``"neg"``/``"pos"``, ...)::
 
-    from llmzero import metrics
+    from llmzero.evaluation import metrics
 
     metrics.accuracy(y_true, y_pred)
     metrics.confusion_matrix(y_true, y_pred)              # rows: true label, columns: predicted

@@ -7,7 +7,7 @@ instead of dark lines vanishing into a dark page.
 Three figures come back in chapter after chapter, so they are drawn here once, with
 titles, labelled axes and a colour-blind-safe palette:
 
-- :func:`plot_history`: training and validation loss curves from :func:`llmzero.train.fit`;
+- :func:`plot_history`: training and validation loss curves from :func:`llmzero.training.loop.fit`;
 - :func:`attention_heatmap`: who attends to whom, one row per query token;
 - :func:`embedding_scatter`: vectors projected to two dimensions, labelled and grouped.
 
@@ -95,7 +95,7 @@ def plot_history(
 ) -> Axes:
     """Draw the training loss at every step and the validation loss at every evaluation.
 
-    ``history`` is a :class:`llmzero.train.History` or a dict with its four keys
+    ``history`` is a :class:`llmzero.training.loop.History` or a dict with its four keys
     (``steps``, ``train_loss``, ``val_steps``, ``val_loss``). The loss of single batches
     is noisy, so the raw per-step curve is drawn faint and a running mean over ``smooth``
     steps on top of it (default: about a twentieth of the run, no smoothing below 50

@@ -1,4 +1,4 @@
-"""Labelled text data sets as pandas DataFrames, loaded through :mod:`llmzero.assets`.
+"""Labelled text data sets as pandas DataFrames, loaded through :mod:`llmzero.data.assets`.
 
 Several chapters (Part I's pandas and PyTorch chapters, Part II's classifiers, Part V's
 fine-tuning and the capstone) use the same two sentiment corpora; they load them here so
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from llmzero import assets
+from llmzero.data import assets
 
 __all__ = ["load_movie_reviews", "load_sentence_polarity", "train_val_test_split"]
 

@@ -5,7 +5,7 @@ and compares it with n-gram models. The architecture is the classic recurrent la
 model (Hochreiter & Schmidhuber, 1997; Karpathy's char-rnn): embed each token, run an
 LSTM over the sequence, and map every hidden state to logits for the next token::
 
-    from llmzero.rnn import CharLSTM, CharLSTMConfig, get_batch, heldout_nll
+    from llmzero.models.rnn import CharLSTM, CharLSTMConfig, get_batch, heldout_nll
 
     model = CharLSTM(CharLSTMConfig(vocab_size=65, n_embd=32, n_hidden=256))
     inputs, targets = get_batch(train_ids, batch_size=32, block_size=64, generator=gen)
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from llmzero.information import sample_with_temperature
+from llmzero.core.information import sample_with_temperature
 
 __all__ = ["CharLSTM", "CharLSTMConfig", "RandomBatches", "get_batch", "heldout_nll"]
 
@@ -189,7 +189,7 @@ def get_batch(
 
 
 class RandomBatches:
-    """``n_batches`` batches from :func:`get_batch`, as an iterable ``llmzero.train.fit`` accepts.
+    """``n_batches`` batches from :func:`get_batch`, an iterable that ``training.loop.fit`` accepts.
 
     Each pass draws fresh windows from one seeded generator, so the whole sequence of
     batches is reproducible from ``seed``.

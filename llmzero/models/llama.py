@@ -20,7 +20,7 @@ architecture is Llama's (Touvron et al., 2023), which most open models since the
 
 Usage::
 
-    from llmzero.llama import Llama
+    from llmzero.models.llama import Llama
 
     model = Llama.from_hf(model_dir)             # a Hugging Face Llama checkpoint folder
     logits = model(idx)                          # idx (batch, seq) -> (batch, seq, vocab)
@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from llmzero.positional import rope_frequencies, rotate_half
+from llmzero.models.positional import rope_frequencies, rotate_half
 
 __all__ = [
     "Attention",

@@ -16,11 +16,11 @@ blocks that T5 and most later models use:
 - greedy decoding: encode the source once, then append the most probable next token until
   every sequence has produced the end-of-sequence token.
 
-The attention and feed-forward layers are :class:`llmzero.transformer.MultiHeadAttention`
-and :class:`llmzero.transformer.FeedForward`; cross-attention is the same module called with
+The attention and feed-forward layers are :class:`llmzero.models.transformer.MultiHeadAttention`
+and :class:`llmzero.models.transformer.FeedForward`; cross-attention is the same module called with
 a second sequence as its keys and values. Usage::
 
-    from llmzero.seq2seq import Seq2Seq, Seq2SeqConfig
+    from llmzero.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
     model = Seq2Seq(Seq2SeqConfig(vocab_size=48, max_src_len=8, max_tgt_len=10))
     logits, loss = model(src_ids, tgt_in, targets)    # (B, T, V) and a scalar
@@ -39,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from llmzero.gpt import GPT
-from llmzero.positional import LearnedPositionalEmbedding
-from llmzero.transformer import FeedForward, MultiHeadAttention
+from llmzero.models.gpt import GPT
+from llmzero.models.positional import LearnedPositionalEmbedding
+from llmzero.models.transformer import FeedForward, MultiHeadAttention
 
 __all__ = ["IGNORE_INDEX", "DecoderBlock", "EncoderBlock", "Seq2Seq", "Seq2SeqConfig"]
 

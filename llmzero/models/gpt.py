@@ -15,7 +15,7 @@ Names follow GPT-2's released checkpoint (``wte``, ``wpe``, ``h``, ``ln_1``, ``c
 ``c_proj``, ``c_fc``, ``ln_f``), so :meth:`GPT.from_hf_gpt2` can copy Hugging Face's
 ``GPT2LMHeadModel`` weights across by name::
 
-    from llmzero.gpt import GPT, GPTConfig
+    from llmzero.models.gpt import GPT, GPTConfig
 
     model = GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128))
     logits, loss = model(idx, targets)          # (batch, seq, vocab), scalar

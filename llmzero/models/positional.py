@@ -13,7 +13,7 @@ and the Transformer block* builds the three standard ways, which live here:
   *relative* position. It uses the "rotate-half" layout of Hugging Face's Llama code
   (dimension ``i`` is paired with dimension ``i + head_dim / 2``)::
 
-    from llmzero.positional import apply_rope
+    from llmzero.models.positional import apply_rope
 
     positions = torch.arange(seq)                 # (seq,)
     q = apply_rope(q, positions)                  # q: (batch, heads, seq, head_dim)

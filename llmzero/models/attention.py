@@ -3,7 +3,7 @@
 Built step by step in the chapter *Attention from scratch* (Part III); the multi-head
 attention, GPT and BERT chapters build on these versions::
 
-    from llmzero.attention import causal_mask, padding_mask, scaled_dot_product_attention
+    from llmzero.models.attention import causal_mask, padding_mask, scaled_dot_product_attention
 
     mask = causal_mask(seq) & padding_mask(attention_mask)  # (batch, 1, seq, seq), bool
     out, weights = scaled_dot_product_attention(q, k, v, mask=mask)
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from llmzero.functional import _check_float_tensor
+from llmzero.core.functional import _check_float_tensor
 
 __all__ = ["causal_mask", "padding_mask", "scaled_dot_product_attention"]
 

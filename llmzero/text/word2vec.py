@@ -6,8 +6,12 @@ middle of a window and a *context* vector used when it is one of the neighbours.
 pushes the dot product of a real (center, context) pair up and that of the center with a
 few random *negative* words down::
 
-    from llmzero.word2vec import (
-        SkipGramNS, build_vocab, noise_distribution, sample_negatives, skipgram_pairs,
+    from llmzero.text.word2vec import (
+        SkipGramNS,
+        build_vocab,
+        noise_distribution,
+        sample_negatives,
+        skipgram_pairs,
     )
 
     vocab = build_vocab(tokens, min_count=5)

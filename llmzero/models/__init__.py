@@ -1,0 +1,13 @@
+"""The neural networks the book builds, one file per model (Parts II–III on).
+
+- :mod:`~llmzero.models.attention`: scaled dot-product attention and its masks.
+- :mod:`~llmzero.models.positional`: sinusoidal, learned and rotary positions.
+- :mod:`~llmzero.models.transformer`: multi-head attention, LayerNorm, FFN, the block.
+- :mod:`~llmzero.models.gpt`: GPT-2, equal to Hugging Face's on the same weights.
+- :mod:`~llmzero.models.llama`: a Llama-style model (RMSNorm, RoPE, SwiGLU, GQA).
+- :mod:`~llmzero.models.seq2seq`: an encoder–decoder with cross-attention.
+- :mod:`~llmzero.models.rnn`: a character-level LSTM language model.
+- :mod:`~llmzero.models.embeddings`: sentence embeddings from a pretrained encoder.
+
+Imports: :mod:`llmzero.core`, :mod:`llmzero.text` and :mod:`llmzero.data`.
+"""
