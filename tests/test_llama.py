@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from llmzero.models.llama import (
     Attention,
     Llama,
+    Llama3RopeScaling,
     LlamaConfig,
     RMSNorm,
     apply_rope,
@@ -256,10 +257,140 @@ def test_hf_names_translate_to_ours() -> None:
 
 
 def test_unsupported_hf_settings_are_refused() -> None:
-    with pytest.raises(ValueError, match="attention_bias"):
-        config_from_hf(transformers.LlamaConfig(attention_bias=True))
     with pytest.raises(ValueError, match="hidden_act"):
         config_from_hf(transformers.LlamaConfig(hidden_act="gelu"))
+    yarn = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32}
+    with pytest.raises(ValueError, match="yarn"):
+        config_from_hf(transformers.LlamaConfig(rope_parameters=yarn))
+    with pytest.raises(ValueError, match="sliding_window"):
+        config_from_hf(transformers.Qwen2Config(use_sliding_window=True))
+    with pytest.raises(ValueError, match="not supported"):
+        config_from_hf({"model_type": "mistral"})
+
+
+# --- the same code loads later Llama-family checkpoints --------------------------------
+# Small random-weight models of each family Hugging Face implements, with the setting
+# that family adds to Llama 2 switched on; ours must give the same logits.
+
+FAMILY_SIZES = dict(
+    vocab_size=101,
+    hidden_size=64,
+    intermediate_size=160,
+    num_hidden_layers=2,
+    num_attention_heads=8,
+    num_key_value_heads=2,
+    rms_norm_eps=1e-5,
+)
+# Llama 3.1's values, with a short "pretraining context" (256) so that the scaling's three
+# branches (high frequencies kept, low ones slowed 8x, medium ones interpolated) all occur
+# for head_dim 8: the wavelengths are about 6, 167, 4,443 and 118,000 positions.
+LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "rope_theta": 500000.0,
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 256,
+}
+
+
+def _family_model(name: str) -> transformers.PreTrainedModel:
+    torch.manual_seed(0)
+    if name == "llama3.1 (rope_scaling, tied)":
+        config = transformers.LlamaConfig(
+            **FAMILY_SIZES,
+            max_position_embeddings=128,
+            rope_parameters=LLAMA3_ROPE,
+            tie_word_embeddings=True,
+        )
+        model = transformers.LlamaForCausalLM(config)
+    elif name == "llama (attention_bias, mlp_bias)":
+        config = transformers.LlamaConfig(
+            **FAMILY_SIZES, max_position_embeddings=128, attention_bias=True, mlp_bias=True
+        )
+        model = transformers.LlamaForCausalLM(config)
+    elif name == "qwen2 (qkv biases)":
+        config = transformers.Qwen2Config(**FAMILY_SIZES, max_position_embeddings=128)
+        model = transformers.Qwen2ForCausalLM(config)
+    elif name == "qwen3 (qk-norm, tied)":
+        config = transformers.Qwen3Config(
+            **FAMILY_SIZES, head_dim=16, max_position_embeddings=128, tie_word_embeddings=True
+        )
+        model = transformers.Qwen3ForCausalLM(config)
+    else:
+        raise AssertionError(name)
+    with torch.no_grad():  # non-trivial gains and biases, so a missing one would show
+        for param_name, parameter in model.named_parameters():
+            if "norm" in param_name or param_name.endswith("bias"):
+                parameter.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+FAMILIES = [
+    "llama3.1 (rope_scaling, tied)",
+    "llama (attention_bias, mlp_bias)",
+    "qwen2 (qkv biases)",
+    "qwen3 (qk-norm, tied)",
+]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_llama_family_checkpoints_give_hugging_face_logits(family: str) -> None:
+    hf = _family_model(family)
+    ours = Llama(config_from_hf(hf.config))
+    ours.load_hf_state_dict(hf.state_dict())
+    ours.eval()
+    assert ours.num_parameters() == sum(p.numel() for p in hf.parameters())
+    assert sum(parameter_breakdown(ours.config).values()) == ours.num_parameters()
+    idx = torch.randint(0, 101, (2, 60), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = hf(idx).logits  # (2, 60, 101)
+        got = ours(idx)
+    assert (got - expected).abs().max().item() <= 1e-5
+
+
+def test_llama3_rope_scaling_slows_only_the_low_frequencies() -> None:
+    scaling = Llama3RopeScaling(
+        factor=8.0,
+        low_freq_factor=1.0,
+        high_freq_factor=4.0,
+        original_max_position_embeddings=256,
+    )
+    inv_freq = 1.0 / (500000.0 ** (torch.arange(0, 8, 2).float() / 8))  # (4,)
+    scaled = scaling.apply(inv_freq)
+    wavelen = 2 * torch.pi / inv_freq
+    fast, slow = wavelen < 256 / 4, wavelen > 256 / 1
+    assert fast.any() and slow.any() and (~fast & ~slow).any()  # all three branches occur
+    torch.testing.assert_close(scaled[fast], inv_freq[fast])
+    torch.testing.assert_close(scaled[slow], inv_freq[slow] / 8)
+    middle = ~fast & ~slow
+    assert ((scaled[middle] < inv_freq[middle]) & (scaled[middle] > inv_freq[middle] / 8)).all()
+
+
+def test_rope_scaling_from_a_config_json_dict() -> None:
+    config_json = {
+        "model_type": "llama",
+        "vocab_size": 128256,
+        "hidden_size": 2048,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "max_position_embeddings": 131072,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 500000.0,
+        "tie_word_embeddings": True,
+        "rope_scaling": {
+            "rope_type": "llama3",
+            "factor": 32.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        },
+    }  # the shape of Llama 3.2 1B's config.json
+    config = config_from_hf(config_json)
+    assert config.rope_scaling == Llama3RopeScaling(32.0, 1.0, 4.0, 8192)
+    assert config.rope_theta == 500000.0 and config.tie_embeddings
 
 
 def test_config_rejects_kv_heads_that_do_not_divide_heads() -> None:

@@ -15,8 +15,17 @@ architecture is Llama's (Touvron et al., 2023), which most open models since the
   ``n_kv_head`` key/value heads (``n_kv_head == n_head`` is ordinary multi-head
   attention, ``n_kv_head == 1`` is multi-query attention);
 - a **SwiGLU** MLP (Shazeer, 2020): ``down(silu(gate(x)) * up(x))``;
-- no biases anywhere; a final RMSNorm and a language-model head that may share its
+- no biases by default; a final RMSNorm and a language-model head that may share its
   weight matrix with the token embedding (``tie_embeddings``).
+
+The same file covers the small variations later open models made to this recipe, so their
+checkpoints load unchanged (the tests prove equal logits with Hugging Face's classes):
+
+- Llama 3.1/3.2/3.3's RoPE frequency scaling for long context (``rope_scaling``, type
+  ``llama3``: :class:`Llama3RopeScaling`), and Llama's optional ``attention_bias`` and
+  ``mlp_bias``;
+- Qwen2/Qwen2.5's biases on the query, key and value projections (``qkv_bias``);
+- Qwen3's RMSNorm on each head's queries and keys before RoPE (``qk_norm``).
 
 Usage::
 
@@ -47,9 +56,11 @@ from torch import Tensor, nn
 from llmzero.models.positional import rope_frequencies, rotate_half
 
 __all__ = [
+    "SUPPORTED_MODEL_TYPES",
     "Attention",
     "Block",
     "Llama",
+    "Llama3RopeScaling",
     "LlamaConfig",
     "RMSNorm",
     "SwiGLU",
@@ -61,6 +72,37 @@ __all__ = [
     "repeat_kv",
     "rope_cos_sin",
 ]
+
+
+@dataclass(frozen=True)
+class Llama3RopeScaling:
+    """Llama 3.1's RoPE frequency scaling (``rope_type: llama3`` in ``config.json``).
+
+    Rotation frequencies whose wavelength is longer than the pretraining context divided
+    by ``low_freq_factor`` are slowed down by ``factor``; those with wavelengths shorter
+    than that context divided by ``high_freq_factor`` are kept; those in between are
+    interpolated smoothly. This stretches the slow dimensions over a longer context
+    without disturbing the fast ones that encode nearby positions.
+    """
+
+    factor: float = 8.0
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    original_max_position_embeddings: int = 8192
+
+    def apply(self, inv_freq: Tensor) -> Tensor:
+        """Scale RoPE's inverse frequencies ``(D/2,)`` as Meta's Llama 3.1 code does."""
+        context = self.original_max_position_embeddings
+        low_freq_wavelen = context / self.low_freq_factor
+        high_freq_wavelen = context / self.high_freq_factor
+        wavelen = 2 * math.pi / inv_freq  # (D/2,)
+        scaled = torch.where(wavelen > low_freq_wavelen, inv_freq / self.factor, inv_freq)
+        smooth = (context / wavelen - self.low_freq_factor) / (
+            self.high_freq_factor - self.low_freq_factor
+        )
+        smoothed = (1 - smooth) * scaled / self.factor + smooth * scaled
+        medium = (wavelen >= high_freq_wavelen) & (wavelen <= low_freq_wavelen)
+        return torch.where(medium, smoothed, scaled)  # (D/2,)
 
 
 @dataclass
@@ -91,6 +133,16 @@ class LlamaConfig:
     rope_theta: float = 100000.0
     #: Whether the LM head reuses the token-embedding matrix (weight tying).
     tie_embeddings: bool = True
+    #: Llama 3.1-style RoPE scaling for long context, or ``None`` for plain RoPE.
+    rope_scaling: Llama3RopeScaling | None = None
+    #: Biases on the query, key and value projections (Qwen2, or Llama's attention_bias).
+    qkv_bias: bool = False
+    #: A bias on the attention output projection (Llama's attention_bias).
+    out_bias: bool = False
+    #: Biases in the SwiGLU MLP (Llama's mlp_bias).
+    mlp_bias: bool = False
+    #: RMSNorm each head's queries and keys before RoPE (Qwen3's "QK-norm").
+    qk_norm: bool = False
 
     def __post_init__(self) -> None:
         for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd"):
@@ -128,16 +180,22 @@ def parameter_breakdown(config: LlamaConfig) -> dict[str, int]:
     ``F = hidden_dim``, ``V = vocab_size`` and ``L = n_layer``: token embedding ``V C``;
     per block, attention ``C H D`` (queries) ``+ 2 C K D`` (keys, values) ``+ H D C``
     (output), MLP ``3 C F`` and two RMSNorm weights ``2 C``; final RMSNorm ``C``; an untied
-    LM head adds ``V C``. The values sum to :meth:`Llama.num_parameters`.
+    LM head adds ``V C``. Optional biases and QK-norm gains are added where the config
+    turns them on. The values sum to :meth:`Llama.num_parameters`.
     """
     c, d, layers = config.n_embd, config.head_dim, config.n_layer
     assert d is not None  # set by __post_init__
     query_and_output = 2 * c * config.n_head * d  # q_proj (C, H D) and o_proj (H D, C)
     keys_and_values = 2 * c * config.n_kv_head * d  # k_proj and v_proj, (C, K D) each
+    attention = query_and_output + keys_and_values
+    attention += (config.n_head + 2 * config.n_kv_head) * d if config.qkv_bias else 0
+    attention += c if config.out_bias else 0
+    attention += 2 * d if config.qk_norm else 0  # one (D,) gain for queries, one for keys
+    mlp = 3 * c * config.hidden_dim + (2 * config.hidden_dim + c if config.mlp_bias else 0)
     parts = {
         "token embedding": config.vocab_size * c,
-        "attention (all blocks)": layers * (query_and_output + keys_and_values),
-        "MLP (all blocks)": layers * 3 * c * config.hidden_dim,
+        "attention (all blocks)": layers * attention,
+        "MLP (all blocks)": layers * mlp,
         "RMSNorms (blocks + final)": layers * 2 * c + c,
     }
     if not config.tie_embeddings:
@@ -187,16 +245,23 @@ class RMSNorm(nn.Module):
 
 
 def rope_cos_sin(
-    positions: Tensor, head_dim: int, theta: float = 10000.0, dtype: torch.dtype = torch.float32
+    positions: Tensor,
+    head_dim: int,
+    theta: float = 10000.0,
+    dtype: torch.dtype = torch.float32,
+    scaling: Llama3RopeScaling | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""The cosines and sines RoPE rotates by, for integer ``positions`` of shape ``(T,)``.
 
     Dimension pair ``(i, i + D/2)`` turns by the angle ``m * theta_i`` at position ``m``,
     with ``theta_i = theta ** (-2 i / D)``. Angles are computed in float32 and then cast to
     ``dtype``. Returns ``(cos, sin)``, each of shape ``(T, D)`` (the ``D/2`` angles written
-    twice, once for each half of the vector).
+    twice, once for each half of the vector). ``scaling`` adjusts the frequencies first
+    (Llama 3.1's long-context RoPE).
     """
     inv_freq = rope_frequencies(head_dim, base=theta, device=positions.device)  # (D/2,)
+    if scaling is not None:
+        inv_freq = scaling.apply(inv_freq)
     angles = positions.float()[:, None] * inv_freq[None, :]  # (T, D/2): m * theta_i
     angles = torch.cat([angles, angles], dim=-1)  # (T, D)
     return angles.cos().to(dtype), angles.sin().to(dtype)
@@ -222,25 +287,38 @@ def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
 
 
 class Attention(nn.Module):
-    """Causal grouped-query self-attention with rotary position embeddings and no biases."""
+    """Causal grouped-query self-attention with rotary position embeddings.
+
+    Biases (``qkv_bias``, ``out_bias``) and QK-norm (``qk_norm``) are off unless the config
+    turns them on.
+    """
 
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
         assert config.head_dim is not None
         self.n_head, self.n_kv_head = config.n_head, config.n_kv_head
-        self.head_dim = config.head_dim
-        self.q_proj = nn.Linear(config.n_embd, config.n_head * self.head_dim, bias=False)
-        self.k_proj = nn.Linear(config.n_embd, config.n_kv_head * self.head_dim, bias=False)
-        self.v_proj = nn.Linear(config.n_embd, config.n_kv_head * self.head_dim, bias=False)
-        self.o_proj = nn.Linear(config.n_head * self.head_dim, config.n_embd, bias=False)
+        self.head_dim = head_dim = config.head_dim
+        qkv_bias = config.qkv_bias
+        self.q_proj = nn.Linear(config.n_embd, config.n_head * head_dim, bias=qkv_bias)
+        self.k_proj = nn.Linear(config.n_embd, config.n_kv_head * head_dim, bias=qkv_bias)
+        self.v_proj = nn.Linear(config.n_embd, config.n_kv_head * head_dim, bias=qkv_bias)
+        self.o_proj = nn.Linear(config.n_head * head_dim, config.n_embd, bias=config.out_bias)
+        if config.qk_norm:  # one gain of size D shared by all heads, as in Qwen3
+            self.q_norm = RMSNorm(head_dim, eps=config.norm_eps)
+            self.k_norm = RMSNorm(head_dim, eps=config.norm_eps)
+        else:
+            self.q_norm = self.k_norm = None
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor) -> Tensor:
         """``x``: ``(B, T, C)``; ``cos``, ``sin``: ``(T, D)``; ``mask``: ``(T, T)`` booleans,
         True where query ``i`` may look at key ``j``. Returns ``(B, T, C)``."""
         batch, seq, _ = x.shape  # (B, T, C)
-        q = self.q_proj(x).view(batch, seq, self.n_head, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(batch, seq, self.n_kv_head, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(batch, seq, self.n_kv_head, self.head_dim).transpose(1, 2)
+        q = self.q_proj(x).view(batch, seq, self.n_head, self.head_dim)  # (B, T, H, D)
+        k = self.k_proj(x).view(batch, seq, self.n_kv_head, self.head_dim)  # (B, T, K, D)
+        v = self.v_proj(x).view(batch, seq, self.n_kv_head, self.head_dim)  # (B, T, K, D)
+        if self.q_norm is not None and self.k_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)  # each head's vectors, over D
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         # q: (B, H, T, D); k, v: (B, K, T, D)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # position enters here only
         k = repeat_kv(k, self.n_head // self.n_kv_head)  # (B, H, T, D)
@@ -255,13 +333,14 @@ class Attention(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """The gated MLP of Llama: ``down(silu(gate(x)) * up(x))``, no biases."""
+    """The gated MLP of Llama: ``down(silu(gate(x)) * up(x))``, biases only if ``mlp_bias``."""
 
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
-        self.gate_proj = nn.Linear(config.n_embd, config.hidden_dim, bias=False)
-        self.up_proj = nn.Linear(config.n_embd, config.hidden_dim, bias=False)
-        self.down_proj = nn.Linear(config.hidden_dim, config.n_embd, bias=False)
+        bias = config.mlp_bias
+        self.gate_proj = nn.Linear(config.n_embd, config.hidden_dim, bias=bias)
+        self.up_proj = nn.Linear(config.n_embd, config.hidden_dim, bias=bias)
+        self.down_proj = nn.Linear(config.hidden_dim, config.n_embd, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         gated = F.silu(self.gate_proj(x)) * self.up_proj(x)  # (B, T, F)
@@ -307,9 +386,12 @@ class Llama(nn.Module):
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
-        """N(0, 0.02) weights (Llama's ``initializer_range``); RMSNorm gains stay at one."""
+        """N(0, 0.02) weights (Llama's ``initializer_range``), zero biases; RMSNorm gains
+        stay at one."""
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
 
     def num_parameters(self) -> int:
         """How many parameters the model has (a tied matrix counts once)."""
@@ -323,7 +405,13 @@ class Llama(nn.Module):
         x = self.tok_embeddings(idx)  # (B, T, C): no position embedding is added
         positions = torch.arange(seq, device=idx.device)  # (T,)
         assert self.config.head_dim is not None
-        cos, sin = rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta, x.dtype)
+        cos, sin = rope_cos_sin(
+            positions,
+            self.config.head_dim,
+            self.config.rope_theta,
+            x.dtype,
+            scaling=self.config.rope_scaling,
+        )
         mask = torch.ones(seq, seq, dtype=torch.bool, device=idx.device).tril()  # (T, T)
         for block in self.layers:
             x = block(x, cos, sin, mask)  # (B, T, C)
@@ -383,7 +471,8 @@ class Llama(nn.Module):
     # ----------------------------------------------------------------------------------
 
     def load_hf_state_dict(self, hf_state_dict: Mapping[str, Tensor]) -> None:
-        """Copy a Hugging Face ``LlamaForCausalLM`` state dict into this model, in place.
+        """Copy a Hugging Face ``LlamaForCausalLM`` (or ``Qwen2ForCausalLM``,
+        ``Qwen3ForCausalLM``) state dict into this model, in place.
 
         Names are translated by :func:`hf_name_to_ours`; no tensor needs transposing (both
         store ``nn.Linear`` weights as ``(out, in)``), and both use the rotate-half RoPE
@@ -465,29 +554,60 @@ def _get(hf_config: Any, key: str, default: Any = None) -> Any:
     return getattr(hf_config, key, default)
 
 
-def config_from_hf(hf_config: Any) -> LlamaConfig:
-    """A :class:`LlamaConfig` from a Hugging Face Llama configuration.
+def _rope_scaling_from_hf(rope: Mapping[str, Any]) -> Llama3RopeScaling | None:
+    rope_type = rope.get("rope_type", rope.get("type"))
+    if rope_type in (None, "default"):
+        return None
+    if rope_type != "llama3":
+        raise ValueError(
+            f"RoPE scaling of type {rope_type!r} is not implemented here (only 'llama3')."
+        )
+    return Llama3RopeScaling(
+        factor=float(rope["factor"]),
+        low_freq_factor=float(rope["low_freq_factor"]),
+        high_freq_factor=float(rope["high_freq_factor"]),
+        original_max_position_embeddings=int(rope["original_max_position_embeddings"]),
+    )
 
-    ``hf_config`` is a ``transformers.LlamaConfig`` or the dict read from ``config.json``.
-    Settings this module does not implement (biases, an activation other than SiLU, RoPE
-    scaling, tensor-parallel slicing) raise ``ValueError`` rather than silently computing
-    something different.
+
+#: The model families whose checkpoints this module loads, by ``model_type``.
+SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3")
+
+
+def config_from_hf(hf_config: Any) -> LlamaConfig:
+    """A :class:`LlamaConfig` from a Hugging Face Llama, Qwen2 or Qwen3 configuration.
+
+    ``hf_config`` is a ``transformers`` config object or the dict read from
+    ``config.json``. Llama 3.1-style RoPE scaling, Llama's ``attention_bias`` and
+    ``mlp_bias``, Qwen2's query/key/value biases, Qwen3's QK-norm and tied embeddings are
+    translated. Settings this module does not implement (another activation, another RoPE
+    scaling type, sliding-window attention, tensor-parallel slicing) raise ``ValueError``
+    rather than silently computing something different.
     """
-    rope = _get(hf_config, "rope_parameters") or {}  # transformers 5 keeps RoPE settings here
+    model_type = _get(hf_config, "model_type", "llama")
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ValueError(
+            f"model_type {model_type!r} is not supported; this module loads "
+            f"{', '.join(SUPPORTED_MODEL_TYPES)} checkpoints."
+        )
+    # transformers 5 keeps RoPE settings in rope_parameters; config.json files may use
+    # the older rope_theta and rope_scaling keys.
+    rope = dict(_get(hf_config, "rope_scaling") or {})
+    rope.update(_get(hf_config, "rope_parameters") or {})
     rope_theta = rope.get("rope_theta", _get(hf_config, "rope_theta", 10000.0))
-    rope_type = rope.get("rope_type") or (_get(hf_config, "rope_scaling") or {}).get("rope_type")
+    layer_types = _get(hf_config, "layer_types") or []
     unsupported = {
         "hidden_act": _get(hf_config, "hidden_act", "silu") != "silu",
-        "attention_bias": bool(_get(hf_config, "attention_bias", False)),
-        "mlp_bias": bool(_get(hf_config, "mlp_bias", False)),
-        "rope_scaling": rope_type not in (None, "default"),
         "pretraining_tp": _get(hf_config, "pretraining_tp", 1) not in (None, 1),
+        "sliding_window attention": bool(_get(hf_config, "use_sliding_window", False))
+        or any(kind != "full_attention" for kind in layer_types),
     }
     if any(unsupported.values()):
         raise ValueError(
-            "This module implements the standard Llama architecture only; unsupported "
-            f"settings: {[name for name, bad in unsupported.items() if bad]}."
+            "This module implements the Llama architecture and its Qwen2/Qwen3 variants; "
+            f"unsupported settings: {[name for name, bad in unsupported.items() if bad]}."
         )
+    attention_bias = bool(_get(hf_config, "attention_bias", False))
     n_head = _get(hf_config, "num_attention_heads")
     return LlamaConfig(
         block_size=_get(hf_config, "max_position_embeddings", 2048),
@@ -501,4 +621,10 @@ def config_from_hf(hf_config: Any) -> LlamaConfig:
         norm_eps=_get(hf_config, "rms_norm_eps", 1e-6),
         rope_theta=float(rope_theta),
         tie_embeddings=bool(_get(hf_config, "tie_word_embeddings", False)),
+        rope_scaling=_rope_scaling_from_hf(rope),
+        # Qwen2 always has query/key/value biases; Llama and Qwen3 follow attention_bias.
+        qkv_bias=model_type == "qwen2" or attention_bias,
+        out_bias=model_type != "qwen2" and attention_bias,
+        mlp_bias=bool(_get(hf_config, "mlp_bias", False)),
+        qk_norm=model_type == "qwen3",
     )
