@@ -181,14 +181,13 @@ def record_notebook_failures(folder: Path, root: Path) -> Iterator[None]:
             raise
 
     def report(app: Any, args: Any, exception: BaseException, stderr: Any = sys.stderr) -> None:
-        notebook_failed = isinstance(exception, ExecutionError) or any(folder.glob("*.json"))
-        if notebook_failed or "ExecutionError" in str(exception):
-            print(
-                "\nThe build stopped because a notebook failed (details below).",
-                file=stderr,
-            )
-            return
-        handle_exception(app, args, exception, stderr)
+        recorded = any(folder.glob("*.json"))
+        if recorded:
+            print("\nThe build stopped because a notebook failed (details below).", file=stderr)
+        elif isinstance(exception, ExecutionError) or "ExecutionError" in str(exception):
+            print(f"\nThe build stopped because a notebook failed: {exception}", file=stderr)
+        else:
+            handle_exception(app, args, exception, stderr)
 
     folder.mkdir(parents=True, exist_ok=True)
     for old in [*folder.glob("*.json"), *folder.glob("*.log")]:

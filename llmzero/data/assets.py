@@ -954,14 +954,24 @@ _IMPORT_LINE = re.compile(
 )
 
 
+def _statements(nodes: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement, nested ones too (imports inside functions, ifs, trys), no expressions."""
+    for node in nodes:
+        yield node
+        for block in ("body", "orelse", "finalbody", "handlers"):
+            yield from _statements(getattr(node, block, []))
+
+
 def _imported_modules(code: str) -> set[str]:
-    """Every module ``code`` imports (``from a.b import c`` counts as ``a.b`` and ``a.b.c``)."""
+    """The modules ``code`` imports, if it names llmzero at all (``from a import b``: a, a.b)."""
+    if "llmzero" not in code:
+        return set()
     code = "\n".join(
         "" if line.lstrip().startswith(("%", "!")) else line for line in code.splitlines()
     )  # IPython magics and shell escapes are not Python
     found: set[str] = set()
     try:
-        nodes = list(ast.walk(ast.parse(code)))
+        nodes = list(_statements(ast.parse(code).body))
     except SyntaxError:  # fall back to import lines
         for parent, names, plain in _IMPORT_LINE.findall(code):
             if parent:
