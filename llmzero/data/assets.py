@@ -1237,10 +1237,9 @@ def format_preflight(checks: list[AssetCheck]) -> str:
             )
             places[key] = places.get(key, 0) + 1
         where = ", ".join(f"{place}: {count}" for place, count in places.items())
-        return (
-            f"Preflight: all {_plural(len(checks), 'asset')} the chapters need are available "
-            f"({where or 'none needed'})."
-        )
+        needed = "the asset" if len(checks) == 1 else f"all {len(checks)} assets"
+        verb = "is" if len(checks) == 1 else "are"
+        return f"Preflight: {needed} the chapters need {verb} available ({where})."
     size = sum(REGISTRY[check.name].size for check in missing)
     offline = offline_dir()
     lines = [
