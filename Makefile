@@ -1,6 +1,8 @@
 # LLMs from Zero: build the book and run the tests.
 #   make book   install everything into .venv and build the site (execution cached)
 #   make test   install everything and run the test suite (builds the site first)
+#   make preflight  check in seconds that every data set and model the chapters need is
+#               available (book and test run it first, and stop with its summary if not)
 #   make serve  serve the built site on http://127.0.0.1:8000
 # Needs only Python 3.11+ (set PYTHON=python3.12 etc. to choose another).
 
@@ -14,7 +16,7 @@ LATEST ?=
 BUILD  := _build/html
 REQS   := $(if $(LATEST),_build/requirements-latest.txt,requirements.txt)
 
-.PHONY: install book book-ci test serve lint clean
+.PHONY: install preflight book book-ci test serve lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,19 +28,24 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet $(if $(LATEST),--upgrade) -r $(REQS)
 	$(BIN)/pip install --quiet --no-deps -e .
 
+# Every asset the chapters load (offline folder, cache, installed package, or a source that
+# answers), checked before a long build; on failure it prints what is missing and how to fix it.
+preflight: install
+	$(BIN)/python -m llmzero.data.assets preflight
+
 # Execution is cached in _build/.jupyter_cache: only changed notebooks re-run.
-book: install
-	$(BIN)/python -m llmzero.book.build
+book: preflight
+	$(BIN)/python -m llmzero.book.build --no-preflight
 	@echo
 	@echo "The book is at $(CURDIR)/$(BUILD)/index.html"
 	@echo "Serve it with: make serve   (then open http://127.0.0.1:8000)"
 
 # What CI runs: every notebook re-executed, in parallel, warnings are errors.
-book-ci: install
-	$(BIN)/python -m llmzero.book.build --force
+book-ci: preflight
+	$(BIN)/python -m llmzero.book.build --force --no-preflight
 
-test: install
-	$(BIN)/python -m llmzero.book.build --force
+test: preflight
+	$(BIN)/python -m llmzero.book.build --force --no-preflight
 	$(BIN)/python -m pytest
 
 serve:

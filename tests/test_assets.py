@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import io
 import multiprocessing
 import os
+import socket
 import threading
 import typing
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,13 +24,16 @@ PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves PAYLOAD at /good, wrong bytes at /bad, and a truncated body at /cut."""
+    """Serves PAYLOAD at /good, wrong bytes at /bad, a truncated body at /cut, and ``routes``."""
 
     requests: typing.ClassVar[list[str]] = []
+    routes: typing.ClassVar[dict[str, bytes]] = {}
 
     def do_GET(self) -> None:
         type(self).requests.append(self.path)
-        if self.path.endswith("/good") or self.path.endswith("/model.bin"):
+        if self.path in self.routes:
+            body = self.routes[self.path]
+        elif self.path.endswith("/good") or self.path.endswith("/model.bin"):
             body = PAYLOAD
         elif self.path.endswith("/bad"):
             body = b"these are not the bytes you are looking for"
@@ -58,21 +64,40 @@ def server() -> Iterator[str]:
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     _Handler.requests = []
+    _Handler.routes = {}
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
 
 
 @pytest.fixture()
+def closed_port() -> str:
+    """The URL of a port on this machine where nothing listens: connections are refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture()
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh cache, no offline folder, downloads allowed."""
+    """A fresh cache, no offline folder, no mirrors, downloads allowed."""
     monkeypatch.setenv(assets.ENV_CACHE, str(tmp_path / "cache"))
-    monkeypatch.delenv(assets.ENV_OFFLINE_DIR, raising=False)
-    monkeypatch.delenv(assets.ENV_NO_DOWNLOAD, raising=False)
+    for variable in (
+        assets.ENV_OFFLINE_DIR,
+        assets.ENV_NO_DOWNLOAD,
+        assets.ENV_MIRROR,
+        assets.ENV_NLTK_MIRROR,
+        assets.ENV_HF_ENDPOINT,
+        assets.ENV_HF_HUB_ENDPOINT,
+    ):
+        monkeypatch.delenv(variable, raising=False)
     return tmp_path
 
 
-def _register(monkeypatch: pytest.MonkeyPatch, url: str, sha: str = PAYLOAD_SHA) -> Asset:
+def _register(
+    monkeypatch: pytest.MonkeyPatch, url: str, sha: str = PAYLOAD_SHA, mirrors: tuple = ()
+) -> Asset:
     asset = Asset(
         name="toy",
         kind="files",
@@ -80,7 +105,7 @@ def _register(monkeypatch: pytest.MonkeyPatch, url: str, sha: str = PAYLOAD_SHA)
         license="MIT",
         homepage="",
         size=len(PAYLOAD),
-        files=(AssetFile(path="data/toy/toy.txt", sha256=sha, url=url),),
+        files=(AssetFile(path="data/toy/toy.txt", sha256=sha, url=url, mirrors=mirrors),),
         extra={"main": "data/toy/toy.txt"},
     )
     monkeypatch.setitem(assets.REGISTRY, "toy", asset)
@@ -220,6 +245,224 @@ def test_hf_model_downloads_pinned_revision_file_by_file(isolated, server, monke
     assert _Handler.requests == ["/someone/toy/resolve/0123abc/model.bin"]
     assert assets.hf_model("toy-model") == folder  # cached: no second download
     assert len(_Handler.requests) == 1
+
+
+# --- mirrors: several sources per file, tried in order; the sha256 decides
+
+
+def test_first_source_down_second_serves_right_bytes(isolated, server, closed_port, monkeypatch):
+    _register(monkeypatch, f"{closed_port}/toy.txt", mirrors=(f"{server}/good",))
+    local = assets.path("toy")
+    assert local.read_bytes() == PAYLOAD
+    assert _Handler.requests == ["/good"]
+
+
+def test_mirror_serving_wrong_bytes_is_a_checksum_error_and_nothing_is_kept(
+    isolated, server, closed_port, monkeypatch
+):
+    _register(monkeypatch, f"{closed_port}/toy.txt", mirrors=(f"{server}/bad",))
+    with pytest.raises(assets.ChecksumError) as error:
+        assets.path("toy")
+    message = str(error.value)
+    assert f"{closed_port}/toy.txt" in message and f"{server}/bad" in message
+    assert "sha256" in message and assets.ENV_MIRROR in message
+    assert _leftovers(isolated / "cache") == []
+
+
+def test_a_wrong_mirror_does_not_stop_a_later_right_one(isolated, server, monkeypatch):
+    _register(monkeypatch, f"{server}/bad", mirrors=(f"{server}/good",))
+    assert assets.path("toy").read_bytes() == PAYLOAD
+    assert _Handler.requests == ["/bad", "/good"]
+
+
+def test_all_sources_down_names_each_and_says_what_to_do(isolated, closed_port, monkeypatch):
+    _register(monkeypatch, f"{closed_port}/a.txt", mirrors=(f"{closed_port}/b.txt",))
+    with pytest.raises(assets.AssetNotAvailableError) as error:
+        assets.path("toy")
+    message = str(error.value)
+    assert "any of its 2 sources" in message
+    assert f"{closed_port}/a.txt" in message
+    assert "was unreachable" in message  # the second URL's host was not tried again
+    assert PAYLOAD_SHA in message and str(isolated / "cache" / "data/toy/toy.txt") in message
+
+
+def test_the_readers_assets_mirror_is_tried_first(isolated, server, monkeypatch):
+    _register(monkeypatch, "https://example.invalid/toy.txt")
+    _Handler.routes = {"/copy/data/toy/toy.txt": PAYLOAD}
+    monkeypatch.setenv(assets.ENV_MIRROR, f"{server}/copy/")
+    assert assets.path("toy").read_bytes() == PAYLOAD
+    assert _Handler.requests == ["/copy/data/toy/toy.txt"]
+
+
+def test_registry_mirrors_are_jsdelivr_copies_of_the_same_github_file():
+    for asset in assets.REGISTRY.values():
+        for file in asset.files:
+            for mirror in file.mirrors:
+                owner, repo, ref, rest = file.url.removeprefix(  # type: ignore[union-attr]
+                    "https://raw.githubusercontent.com/"
+                ).split("/", 3)
+                assert mirror == f"https://cdn.jsdelivr.net/gh/{owner}/{repo}@{ref}/{rest}"
+    tiny = assets.REGISTRY["tinyshakespeare"].files[0]
+    assert len(tiny.mirrors) == 1
+
+
+def _toy_model(monkeypatch: pytest.MonkeyPatch, **extra: str) -> Asset:
+    asset = Asset(
+        name="toy-model",
+        kind="hf",
+        description="a toy model",
+        license="MIT",
+        homepage="",
+        size=0,
+        files=(AssetFile(path="model.bin", sha256=PAYLOAD_SHA),),
+        extra={"repo_id": "someone/toy", "revision": "0123abc", **extra},
+    )
+    monkeypatch.setitem(assets.REGISTRY, "toy-model", asset)
+    return asset
+
+
+def test_hf_models_honour_huggingface_hubs_hf_endpoint(isolated, server, monkeypatch):
+    _toy_model(monkeypatch)
+    monkeypatch.setenv(assets.ENV_HF_HUB_ENDPOINT, f"{server}/hub-mirror")
+    folder = assets.hf_model("toy-model")
+    assert (folder / "model.bin").read_bytes() == PAYLOAD
+    assert _Handler.requests == ["/hub-mirror/someone/toy/resolve/0123abc/model.bin"]
+
+
+def test_llmzero_hf_endpoint_wins_over_hf_endpoint(isolated, server, closed_port, monkeypatch):
+    _toy_model(monkeypatch)
+    monkeypatch.setenv(assets.ENV_HF_HUB_ENDPOINT, closed_port)
+    monkeypatch.setenv(assets.ENV_HF_ENDPOINT, server)
+    assets.hf_model("toy-model")
+    assert _Handler.requests == ["/someone/toy/resolve/0123abc/model.bin"]
+
+
+def test_hf_mirror_serving_wrong_bytes_leaves_no_model_behind(
+    isolated, server, closed_port, monkeypatch
+):
+    _toy_model(monkeypatch)
+    _Handler.routes = {"/m/someone/toy/resolve/0123abc/model.bin": b"tampered weights"}
+    monkeypatch.setenv(assets.ENV_HF_ENDPOINT, f"{server}/m")
+    monkeypatch.setattr(assets, "HF_DEFAULT_ENDPOINT", closed_port)  # huggingface.co is blocked
+    with pytest.raises(assets.ChecksumError):
+        assets.hf_model("toy-model")
+    assert _leftovers(isolated / "cache") == []
+
+
+def test_fetch_puts_a_model_in_the_cache_even_if_a_package_ships_it(isolated, server, monkeypatch):
+    # "json" stands for an installed package that ships the model: fetch still downloads,
+    # so that the cache can be copied to a machine that cannot.
+    _toy_model(monkeypatch, package="json", package_dir="model")
+    monkeypatch.setenv(assets.ENV_HF_ENDPOINT, server)
+    folder = assets.fetch("toy-model")
+    assert folder == isolated / "cache" / "models" / "toy-model"
+    assert (folder / "model.bin").read_bytes() == PAYLOAD
+
+
+def test_fetch_puts_the_spacy_wheel_in_the_cache_from_the_readers_mirror(
+    isolated, server, closed_port, monkeypatch
+):
+    wheel = AssetFile(path="models/toy_pipe-1.0-py3-none-any.whl", sha256=PAYLOAD_SHA)
+    asset = Asset(
+        name="toy_pipe",
+        kind="spacy",
+        description="a toy pipeline",
+        license="MIT",
+        homepage="",
+        size=0,
+        files=(AssetFile(wheel.path, wheel.sha256, url=f"{closed_port}/release.whl"),),
+        extra={"packages": ["json"]},  # installed, but the cache is what can be copied
+    )
+    monkeypatch.setitem(assets.REGISTRY, "toy_pipe", asset)
+    _Handler.routes = {f"/copy/{wheel.path}": PAYLOAD}
+    monkeypatch.setenv(assets.ENV_MIRROR, f"{server}/copy")
+    assert assets.fetch("toy_pipe") == isolated / "cache" / wheel.path
+    assert _Handler.requests == [f"/copy/{wheel.path}"]
+
+
+def _toy_nltk(monkeypatch: pytest.MonkeyPatch, files: tuple[AssetFile, ...], resource: str):
+    asset = Asset(
+        name="toy_corpus",
+        kind="nltk",
+        description="a toy NLTK package",
+        license="MIT",
+        homepage="",
+        size=0,
+        files=files,
+        extra={"nltk_id": "toy_corpus", "resource": resource},
+    )
+    monkeypatch.setitem(assets.REGISTRY, "toy_corpus", asset)
+    calls = []
+    import nltk
+
+    def no_nltk_server(*args: object, **kwargs: object) -> bool:
+        calls.append(args)
+        raise ValueError("NLTK's server is blocked")
+
+    monkeypatch.setattr(nltk, "download", no_nltk_server)
+    monkeypatch.setattr(assets, "NLTK_FALLBACK_MIRRORS", ())
+    return calls
+
+
+def test_nltk_zip_package_comes_from_the_nltk_mirror(isolated, server, monkeypatch):
+    zipped = AssetFile(path="nltk_data/corpora/toy_corpus.zip", sha256=PAYLOAD_SHA)
+    calls = _toy_nltk(monkeypatch, (zipped,), "corpora/toy_corpus")
+    _Handler.routes = {"/nltk/packages/corpora/toy_corpus.zip": PAYLOAD}
+    monkeypatch.setenv(assets.ENV_NLTK_MIRROR, f"{server}/nltk")
+    target = assets.nltk("toy_corpus")
+    assert (target / "corpora/toy_corpus.zip").read_bytes() == PAYLOAD
+    assert calls == []  # nltk.download was not needed
+
+
+def test_nltk_mirror_serving_wrong_bytes_is_a_checksum_error(isolated, server, monkeypatch):
+    zipped = AssetFile(path="nltk_data/corpora/toy_corpus.zip", sha256=PAYLOAD_SHA)
+    _toy_nltk(monkeypatch, (zipped,), "corpora/toy_corpus")
+    _Handler.routes = {"/nltk/packages/corpora/toy_corpus.zip": b"not the corpus"}
+    monkeypatch.setenv(assets.ENV_NLTK_MIRROR, f"{server}/nltk")
+    with pytest.raises(assets.ChecksumError, match="NLTK's server is blocked"):
+        assets.nltk("toy_corpus")
+    assert _leftovers(isolated / "cache") == []
+
+
+def _package_zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_nltk_files_listed_one_by_one_are_checked_inside_the_package_zip(
+    isolated, server, monkeypatch
+):
+    english = b"abbreviations\n"
+    files = (
+        AssetFile(path="nltk_data/tokenizers/toy_tab/README", sha256=PAYLOAD_SHA),
+        AssetFile(
+            path="nltk_data/tokenizers/toy_tab/english/abbrev.txt",
+            sha256=hashlib.sha256(english).hexdigest(),
+        ),
+    )
+    _toy_nltk(monkeypatch, files, "tokenizers/toy_tab")
+    package = {
+        "toy_tab/README": PAYLOAD,
+        "toy_tab/english/abbrev.txt": english,
+        "toy_tab/german/abbrev.txt": b"not needed",
+    }
+    _Handler.routes = {"/nltk/packages/tokenizers/toy_tab.zip": _package_zip(package)}
+    monkeypatch.setenv(assets.ENV_NLTK_MIRROR, f"{server}/nltk")
+    target = assets.nltk("toy_corpus")
+    assert (target / "tokenizers/toy_tab/english/abbrev.txt").read_bytes() == english
+    assert not (target / "tokenizers/toy_tab/german").exists()
+
+    # A package whose listed file was changed is refused as a whole.
+    (target / "tokenizers/toy_tab/README").unlink()
+    (target / "tokenizers/toy_tab/english/abbrev.txt").unlink()
+    package["toy_tab/english/abbrev.txt"] = b"changed"
+    _Handler.routes = {"/nltk/packages/tokenizers/toy_tab.zip": _package_zip(package)}
+    with pytest.raises(assets.ChecksumError):
+        assets.nltk("toy_corpus")
+    assert _leftovers(isolated / "cache" / "nltk_data") == []
 
 
 def test_verify_deletes_damaged_cache_files(isolated, server, monkeypatch):
