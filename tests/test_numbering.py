@@ -229,6 +229,24 @@ def test_only_the_chapter_numbers_differ_from_sphinx_alone(tiny_book, sphinx_def
         assert ours.toc_secnumbers[docname] == shifted
 
 
+def test_sphinx_collector_is_replaced_and_unchanged_numbers_rewrite_nothing(tiny_book):
+    from sphinx.environment.collectors.toctree import TocTreeCollector
+
+    from llmzero.book.numbering import ContinuousTocTreeCollector
+
+    app, _ = tiny_book
+    collectors = [
+        getattr(listener.handler, "__self__", None)
+        for listener in app.events.listeners["env-get-updated"]
+    ]
+    toc_collectors = [c for c in collectors if isinstance(c, TocTreeCollector)]
+    assert [type(c) for c in toc_collectors] == [ContinuousTocTreeCollector]
+    # Numbering again gives the same numbers, so an incremental build rewrites no page.
+    before = dict(app.env.toc_secnumbers)
+    assert toc_collectors[0].assign_section_numbers(app.env) == []
+    assert app.env.toc_secnumbers == before
+
+
 def test_numbered_parts_are_taken_in_reading_order():
     from llmzero.book.numbering import numbered_documents_in_reading_order
 
