@@ -155,3 +155,121 @@ def test_page_has_no_jupyter_widgets(page):
         f"{page.name} has {len(widgets)} Jupyter widget outputs: turn the library's progress "
         "bar off in that cell, or print progress as text"
     )
+
+
+# --- Numbering: chapters run on through the Parts (llmzero.book.numbering), and every
+# figure, table, listing, equation and exercise number belongs to one place on the site.
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)*")
+
+
+def _article(soup: BeautifulSoup) -> BeautifulSoup:
+    """The page's own content, without the sidebar and the previous/next links."""
+    return soup.select_one("article") or soup
+
+
+def _numbered_items(soup: BeautifulSoup) -> list[str]:
+    """The numbers a page gives its own figures, tables, listings, equations and exercises,
+    in page order, as shown: "Fig. 8.1", "Exercise 8.1", "Equation (8.1)"."""
+    shown = []
+    for span in _article(soup).select("span.caption-number, span.eqno"):
+        if "eqno" in span.get("class", []):
+            shown.append(f"Equation {span.find(string=True).strip()}")
+        else:
+            shown.append(span.get_text(" ", strip=True))
+    return shown
+
+
+def _heading_number(heading) -> str | None:
+    span = heading.select_one("span.section-number")
+    return span.get_text(strip=True).rstrip(".") if span else None
+
+
+def _chapter_number(soup: BeautifulSoup) -> str | None:
+    """The section number of the page's title ("8" for chapter 8), if it has one."""
+    title = _article(soup).select_one("section h1")
+    return _heading_number(title) if title else None
+
+
+def test_no_number_is_shown_on_two_pages_or_twice(site):
+    first_seen: dict[str, str] = {}
+    duplicates = []
+    for page in _pages():
+        name = str(page.relative_to(site))
+        article = _article(_soup(page))
+        sections = [_heading_number(h) for h in article.select("h1, h2, h3, h4, h5, h6")]
+        shown = _numbered_items(_soup(page)) + [f"Section {n}" for n in sections if n]
+        for number in shown:
+            if number in first_seen:
+                duplicates.append(f"{number} on {first_seen[number]} and {name}")
+            first_seen.setdefault(number, name)
+    assert any(n.startswith("Exercise ") for n in first_seen), "no numbered exercise found"
+    duplicates.sort(key=lambda line: line.startswith("Section"))  # figures, exercises first
+    assert not duplicates, f"{len(duplicates)} numbers shown twice:\n" + "\n".join(duplicates[:20])
+
+
+def test_every_chapter_numbers_its_figures_and_exercises_from_one(site):
+    checked = 0
+    for page in _pages():
+        soup = _soup(page)
+        chapter = _chapter_number(soup)
+        if chapter is None or "." in chapter:  # unnumbered pages; a chapter's section files
+            continue
+        by_kind: dict[str, list[str]] = {}
+        for shown in _numbered_items(soup):
+            kind, _, number = shown.rpartition(" ")
+            by_kind.setdefault(kind, []).append(number.strip("()"))
+        for kind, numbers in by_kind.items():
+            expected = [f"{chapter}.{i}" for i in range(1, len(numbers) + 1)]
+            assert numbers == expected, (
+                f"{page.relative_to(site)} is chapter {chapter}: its {kind} numbers should be "
+                f"{expected}, not {numbers}"
+            )
+        checked += "Exercise" in by_kind
+    assert checked, "no chapter page with numbered exercises found"
+
+
+def test_chapters_are_numbered_on_through_the_parts_in_the_sidebar(site):
+    root = site / "chapters/00-front/welcome.html"
+    sidebar = _soup(root).select_one("nav.bd-links")
+    assert sidebar is not None, "no sidebar on the front page"
+    chapters = []
+    for link in sidebar.select("li.toctree-l1 > a.reference"):
+        # Sphinx writes an entry's number as text before its title: "7. What is NLP?"
+        number = re.match(r"(\d+)\.\s", link.get_text(" ", strip=True))
+        if number:
+            chapters.append((int(number.group(1)), link["href"]))
+    assert chapters, "the sidebar shows no numbered chapters"
+    assert [n for n, _ in chapters] == list(range(1, len(chapters) + 1)), (
+        f"chapter numbers in the sidebar should run 1..{len(chapters)} through the Parts: "
+        f"{[n for n, _ in chapters]}"
+    )
+    for number, href in chapters:
+        page = (root.parent / urllib.parse.urlsplit(href).path).resolve()
+        assert _chapter_number(_soup(page)) == str(number), f"{href}: title is not {number}"
+
+
+def _target_number(element) -> str | None:
+    """The number a figure, table, listing, equation, exercise or section shows."""
+    span = element.select_one("span.caption-number, span.eqno, span.section-number")
+    if span is None:
+        return None
+    match = _NUMBER.search(span.get_text(" ", strip=True))
+    return match.group() if match else None
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(SITE)))
+def test_numbered_references_show_their_targets_number(page):
+    for link in _article(_soup(page)).select("a.reference"):
+        label = link.select_one("span.std-numref")
+        if label is None:
+            continue
+        parts = urllib.parse.urlsplit(link["href"])
+        target = page if not parts.path else (page.parent / urllib.parse.unquote(parts.path))
+        element = _soup(target.resolve()).find(id=urllib.parse.unquote(parts.fragment))
+        assert element is not None, f"{page.name}: {link['href']} has no target"
+        shown = _NUMBER.search(label.get_text(strip=True))
+        assert shown and shown.group() == _target_number(element), (
+            f"{page.name}: the link '{label.get_text(strip=True)}' points at "
+            f"{link['href']}, which is numbered {_target_number(element)}"
+        )
