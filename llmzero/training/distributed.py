@@ -281,7 +281,7 @@ class LocalCluster:
         """Stop the workers (each destroys its process group); their exit codes.
 
         Safe to call twice. Workers that do not exit within ``timeout_s`` are killed.
-        The workers' output is kept in :attr:`logs` (rank -> text).
+        The workers' output is kept in ``logs`` (rank -> text).
         """
         for connection, process in zip(self._connections, self._processes, strict=True):
             if process.is_alive():
@@ -544,7 +544,7 @@ class ShardedAdamW:
     def state_tensors(self) -> list[Tensor]:
         """The Adam moments this rank stores: two tensors of ``shard_size`` elements.
 
-        (It also keeps :attr:`shard`, the shard's own copy of the weights that AdamW
+        (It also keeps ``shard``, the shard's own copy of the weights that AdamW
         updates; in mixed-precision training that copy is the float32 master weights.)
         """
         return [t for s in self.optimizer.state.values() for t in s.values() if t.dim() > 0]
