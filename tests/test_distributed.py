@@ -3,6 +3,7 @@ workers (three, so that the ring really is a ring), started once for the module.
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -74,6 +75,7 @@ def test_every_rank_joins_one_group_with_one_thread(cluster):
     assert [row["rank"] for row in rows] == list(range(WORLD))
     assert {row["world size"] for row in rows} == {WORLD}
     assert {row["torch threads"] for row in rows} == {1}
+    assert {row["OMP_NUM_THREADS"] for row in rows} == {"1"}
     assert len({row["pid"] for row in rows}) == WORLD
 
 
@@ -218,11 +220,22 @@ def test_jobs_defined_outside_a_module_are_refused_clearly(cluster):
 # ----------------------------------------------------------------------------- failures
 
 
+def test_starting_workers_leaves_the_parents_environment_alone(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    with distributed._thread_limits(1):
+        assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "1"
+    assert os.environ["OMP_NUM_THREADS"] == "7"
+    assert "MKL_NUM_THREADS" not in os.environ
+
+
 def test_bad_arguments_are_rejected_before_starting_anything():
     with pytest.raises(ValueError, match="world_size"):
         LocalCluster(world_size=0)
     with pytest.raises(ValueError, match="backend"):
         LocalCluster(world_size=1, backend="mpi")
+    with pytest.raises(ValueError, match="threads"):
+        LocalCluster(world_size=1, threads=0)
     if torch.cuda.device_count() < 64:
         with pytest.raises(ValueError, match="one GPU per process"):
             LocalCluster(world_size=64, backend="nccl")

@@ -40,7 +40,7 @@ import tempfile
 import time
 import traceback
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,23 @@ def rank_device() -> torch.device:
     if dist.is_initialized() and dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def _thread_limits(threads: int) -> Iterator[None]:
+    """Set ``OMP_NUM_THREADS`` (and MKL's and OpenBLAS's) for the processes started inside
+    the block, which inherit the environment; restore the parent's afterwards."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: str(threads) for name in names})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _worker_main(
@@ -157,7 +174,9 @@ class LocalCluster:
 
     Each process is started with the ``spawn`` method (a fresh Python interpreter, as on
     every platform PyTorch supports), limited to ``threads`` math threads, and joins the
-    group over TCP on ``127.0.0.1`` at a free port; rank 0 hosts the rendezvous.
+    group over TCP on ``127.0.0.1`` at a free port; rank 0 hosts the rendezvous. Each
+    worker starts with ``OMP_NUM_THREADS=threads`` (one math thread by default, so that
+    ``world_size`` workers share the cores instead of fighting over them).
     :meth:`run` sends one job to every rank and returns the results in rank order.
     :meth:`close` (or leaving a ``with`` block) stops the workers cleanly: each calls
     ``destroy_process_group`` and exits.
@@ -175,6 +194,8 @@ class LocalCluster:
     ) -> None:
         if not isinstance(world_size, int) or world_size < 1:
             raise ValueError(f"world_size must be a positive integer, got {world_size!r}.")
+        if not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a positive integer, got {threads!r}.")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
         if backend == "nccl" and torch.cuda.device_count() < world_size:
@@ -193,18 +214,19 @@ class LocalCluster:
         context = multiprocessing.get_context("spawn")
         self._connections = []
         self._processes = []
-        for rank in range(world_size):
-            ours, theirs = context.Pipe()
-            log = str(self.log_dir / f"rank{rank}.log")
-            process = context.Process(
-                target=_worker_main,
-                args=(rank, world_size, self.port, backend, threads, timeout_s, log, theirs),
-                daemon=True,
-            )
-            process.start()
-            theirs.close()
-            self._connections.append(ours)
-            self._processes.append(process)
+        with _thread_limits(threads):  # read by PyTorch when each worker imports it
+            for rank in range(world_size):
+                ours, theirs = context.Pipe()
+                log = str(self.log_dir / f"rank{rank}.log")
+                process = context.Process(
+                    target=_worker_main,
+                    args=(rank, world_size, self.port, backend, threads, timeout_s, log, theirs),
+                    daemon=True,
+                )
+                process.start()
+                theirs.close()
+                self._connections.append(ours)
+                self._processes.append(process)
         self._finalizer = weakref.finalize(self, _kill, list(self._processes), self.log_dir)
         self.pids = [
             self._receive(rank, "joining the process group")[1] for rank in range(world_size)
@@ -328,13 +350,14 @@ def _kill(processes: list, log_dir: Path) -> None:
 
 
 def whoami() -> dict[str, Any]:
-    """This rank's view of the group: rank, world size, backend, process id, threads."""
+    """This rank's view of the group: rank, world size, backend, process id, math threads."""
     return {
         "rank": dist.get_rank(),
         "world size": dist.get_world_size(),
         "backend": dist.get_backend(),
         "pid": os.getpid(),
         "torch threads": torch.get_num_threads(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
     }
 
 
