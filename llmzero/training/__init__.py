@@ -3,6 +3,10 @@ training and alignment losses (Parts I–V).
 
 - :mod:`~llmzero.training.loop`: the book's training loop, evaluation and checkpoints.
 - :mod:`~llmzero.training.mlm`: BERT's masking and next-sentence-prediction pairs.
+- :mod:`~llmzero.training.distributed`: processes that train together with
+  ``torch.distributed`` (ring all-reduce, data parallelism, ZeRO, tensor parallelism).
+- :mod:`~llmzero.training.parallelism`: distributed training on paper (ZeRO memory,
+  all-reduce cost, pipeline schedules, launch scripts).
 
 Imports: any lower layer (:mod:`llmzero.models`, :mod:`llmzero.data`, :mod:`llmzero.text`,
 :mod:`llmzero.core`); never :mod:`llmzero.evaluation` or :mod:`llmzero.book`.
