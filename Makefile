@@ -1,6 +1,7 @@
 # LLMs from Zero: build the book and run the tests.
 #   make book   install everything into .venv and build the site (execution cached)
-#   make test   install everything and run the test suite (builds the site first)
+#   make test   install everything and run the test suite (builds the site first; the tests
+#               run on every core, each test file in one worker: pytest-xdist's loadfile)
 #   make preflight  check in seconds that every data set and model the chapters need is
 #               available (book and test run it first, and stop with its summary if not)
 #   make serve  serve the built site on http://127.0.0.1:8000
@@ -46,7 +47,7 @@ book-ci: preflight
 
 test: preflight
 	$(BIN)/python -m llmzero.book.build --force --no-preflight
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 serve:
 	@test -f $(BUILD)/index.html || { echo "Build the book first: make book"; exit 1; }
