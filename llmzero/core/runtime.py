@@ -4,6 +4,8 @@
   then ``cpu``), so no chapter hard-codes one.
 - :func:`seed_everything` seeds Python, NumPy and PyTorch together.
 - :func:`to_device` moves a whole batch (tensors inside tuples, lists and dicts) at once.
+- :func:`memory_by_dtype` counts the bytes a model's weights take, per dtype, so a chapter
+  can compare float32 with bfloat16 (or a half-quantized model) by measurement.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["get_device", "seed_everything", "to_device"]
+__all__ = ["get_device", "memory_by_dtype", "seed_everything", "to_device"]
 
 
 def get_device(prefer: str | None = None) -> torch.device:
@@ -60,3 +62,35 @@ def to_device(batch: Any, device: torch.device | str) -> Any:
     if isinstance(batch, (tuple, list)):
         return type(batch)(to_device(item, device) for item in batch)
     return batch
+
+
+def memory_by_dtype(
+    module: torch.nn.Module, *, include_buffers: bool = True
+) -> dict[torch.dtype, int]:
+    """Bytes held by ``module``'s parameters (and buffers), grouped by dtype, largest first.
+
+    Each tensor counts ``numel() * element_size()`` bytes, as it is stored. A tensor
+    registered under two names (tied weights, such as an embedding shared with the output
+    layer) is counted once, as PyTorch stores it once. With ``include_buffers`` (the default)
+    the total equals ``transformers``' ``model.get_memory_footprint()``. Activations,
+    gradients and optimizer state are not weights and are not counted.
+
+    >>> memory_by_dtype(torch.nn.Linear(4, 2))  # 8 weights + 2 biases, 4 bytes each
+    {torch.float32: 40}
+    """
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(
+            f"memory_by_dtype expects a torch.nn.Module, got {type(module).__name__}; "
+            "pass the model itself (for a pipeline, its .model)."
+        )
+    tensors = list(module.parameters())
+    if include_buffers:
+        tensors += list(module.buffers())
+    totals: dict[torch.dtype, int] = {}
+    seen: set[int] = set()
+    for tensor in tensors:
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        totals[tensor.dtype] = totals.get(tensor.dtype, 0) + tensor.numel() * tensor.element_size()
+    return dict(sorted(totals.items(), key=lambda item: -item[1]))
