@@ -50,6 +50,21 @@ def _single_page_toc(root: Path, page: str) -> str:
     return yaml.safe_dump(toc, sort_keys=False)
 
 
+def write_reader_notebooks(root: Path, site: Path) -> bool:
+    """The build's last step: the reader notebooks (:mod:`llmzero.book.reader`) of every
+    chapter this build executed, into ``_build/notebooks`` and the site's ``notebooks/``.
+    Returns whether it succeeded; a failure is printed, not raised."""
+    from llmzero.book.reader import ReaderError
+    from llmzero.book.reader import write_reader_notebooks as write
+
+    try:
+        write(root, site.parent, site)
+    except (ReaderError, OSError) as error:
+        print(f"\nReader notebooks FAILED: {error}")
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build the book; return the Sphinx exit status (0 on success)."""
     from jupyter_book.sphinx import build_sphinx
@@ -118,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nBuild finished in {elapsed:.0f} s with status {status}; site: {output / 'index.html'}"
     )
-    return 0 if status == 0 else 1
+    # Reader notebooks: the chapters as Jupyter, Colab and Binder show them.
+    readers_ok = write_reader_notebooks(root, output)
+    return 0 if status == 0 and readers_ok else 1
 
 
 if __name__ == "__main__":
