@@ -916,7 +916,7 @@ def write_reader_notebooks(
     index = load_index(index_file, site=site_url(config), bibliography=bib[0] if bib else None)
     index.book_title = str(config.get("title", "")) or index.book_title
     pages = list(index.exercises)  # every notebook page the build read
-    missing = scan_labels(root, [_page_of(p, root) for p in _toc_pages(root)])
+    missing = scan_labels(root, _toc_pages(root))
     index.labels = {**missing, **index.labels}
     for page, title in ((t.doc, t.title) for t in missing.values()):
         index.titles.setdefault(page, title)
@@ -957,10 +957,6 @@ def _toc_pages(root: Path) -> list[str]:
             pages.append(chapter["file"])
             pages.extend(section["file"] for section in chapter.get("sections", []))
     return pages
-
-
-def _page_of(page: str, root: Path) -> str:
-    return page.removesuffix(".ipynb").removesuffix(".md")
 
 
 def _readme(config: dict[str, Any], index: BookIndex) -> str:
