@@ -61,5 +61,8 @@ def test_the_site_uses_the_order_keeping_merge():
         def connect(self, *args, **kwargs):
             pass
 
+        def add_config_value(self, *args, **kwargs):
+            pass
+
     sphinxext.setup(App())
     assert myst_nb.core.render.coalesce_streams is sphinxext.coalesce_adjacent_streams

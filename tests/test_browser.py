@@ -307,10 +307,10 @@ def _notebook_path(config, page: Page) -> str:
 
 
 @per_chapter
-def test_chapter_has_colab_and_binder_links_to_its_notebook(visits, config, page):
+def test_chapter_has_colab_and_binder_links_to_its_reader_notebook(visits, config, page):
     visit = _visit(visits, page)
     repo = urllib.parse.urlsplit(config["repository"]["url"]).path.strip("/")
-    branch = config["repository"]["branch"]
+    branch = config["sphinx"]["config"]["reader_notebooks_branch"]  # CI publishes it
     notebook = _notebook_path(config, page)
     colab = f"https://colab.research.google.com/github/{repo}/blob/{branch}/{notebook}"
     binder = f"https://mybinder.org/v2/gh/{repo}/{branch}?urlpath=tree/{notebook}"
@@ -319,10 +319,12 @@ def test_chapter_has_colab_and_binder_links_to_its_notebook(visits, config, page
 
 
 @per_chapter
-def test_chapter_download_menu_offers_the_notebook(visits, page):
+def test_chapter_download_menu_offers_the_reader_notebook(visits, page):
     visit = _visit(visits, page)
-    notebooks = [h for h in visit.facts["downloads"] if h.endswith(f"/{page.name}.ipynb")]
-    assert notebooks, f"{page.name}: no .ipynb in the download menu: {visit.facts['downloads']}"
+    notebooks = [h for h in visit.facts["downloads"] if h.endswith(f"/notebooks/{page.name}.ipynb")]
+    assert notebooks, (
+        f"{page.name}: no reader notebook in the download menu: {visit.facts['downloads']}"
+    )
     assert visit.download_visible, f"{page.name}: the .ipynb item did not show in the menu"
     assert visit.download_status == 200, (
         f"{page.name}: downloading the notebook returned {visit.download_status}"
@@ -361,6 +363,68 @@ def test_chapter_svg_outputs_render(visits, page):
         pytest.skip(f"{page.name} has no SVG outputs")
     empty = [i for i, svg in enumerate(svgs) if svg["width"] <= 0 or svg["height"] <= 0]
     assert not empty, f"{page.name}: SVG outputs with an empty box: {empty}"
+
+
+# The notebook with the most kinds of markup: admonitions, exercises, solutions, citations.
+READER_NOTEBOOK = "chapters/03-transformer/03-gpt-from-scratch"
+# What must never be visible in a reader notebook: MyST roles, directives and labels.
+RAW_MYST = re.compile(
+    r"\{(glue|exercise|solution|term|ref|numref|doc|cite|admonition|note)[:}]|```\{|:::"
+    r"|^\([\w:.-]+\)=$",
+    re.MULTILINE,
+)
+READER_JS = """() => {
+  const cells = [...document.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown')];
+  return {
+    cells: cells.length,
+    text: cells.map(c => c.innerText).join('\\n'),
+    details: [...document.querySelectorAll('.jp-RenderedMarkdown details')].map(d => ({
+      open: d.open, summary: (d.querySelector('summary') || {}).textContent || '',
+      shown: [...d.children].filter(c => c.tagName !== 'SUMMARY')
+        .some(c => c.checkVisibility()),
+    })),
+    headings: [...document.querySelectorAll('.jp-RenderedMarkdown h3')].map(h => h.innerText),
+    quotes: document.querySelectorAll('.jp-RenderedMarkdown blockquote').length,
+  };
+}"""
+
+
+def test_reader_notebook_shows_no_raw_markup_in_jupyter(browser, site, tmp_path):
+    """A reader notebook as Jupyter renders it (nbconvert's JupyterLab template): no MyST
+    left in the visible text, exercises as headings, solutions collapsed until clicked."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    folder = site.parent / "notebooks"
+    source = folder / f"{READER_NOTEBOOK}.ipynb"
+    if not source.is_file():  # a partial build: any chapter will do
+        source = next(iter(sorted(folder.rglob("*.ipynb"))), source)
+    if not source.is_file():
+        pytest.fail(f"no reader notebooks in {folder}: the build writes them")
+    notebook = nbformat.read(source, as_version=4)
+    html, _ = HTMLExporter(template_name="lab").from_notebook_node(notebook)
+    (tmp_path / "reader.html").write_text(html, encoding="utf-8")
+    with serve(tmp_path) as base:
+        context, page, _ = _open(browser, base, "reader.html", wait=False)
+        try:
+            page.wait_for_load_state("load")
+            facts = page.evaluate(READER_JS)
+            summary = page.locator(".jp-RenderedMarkdown details > summary").first
+            summary.click()
+            opened = page.evaluate("() => document.querySelector('details').open")
+        finally:
+            context.close()
+    assert facts["cells"] > 10
+    raw = sorted({m.group(0) for m in RAW_MYST.finditer(facts["text"])})
+    assert not raw, f"raw MyST markup visible in the reader notebook: {raw}"
+    assert "†" in facts["text"], "no glued number from the book's run"
+    assert any(h.startswith("Exercise ") for h in facts["headings"]), facts["headings"]
+    solutions = [d for d in facts["details"] if d["summary"].startswith("Solution to Exercise")]
+    assert solutions, "no collapsed solutions"
+    shown = [d["summary"] for d in facts["details"] if d["open"] or d["shown"]]
+    assert not shown, f"<details> open before any click: {shown}"
+    assert opened, "clicking a solution's summary did not open it"
+    assert facts["quotes"] >= 1, "the learning objectives are not a block quote"
 
 
 # --- the site as a whole -----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
-from conftest import ROOT, SITE, source_of, toc_files
+from conftest import SITE, source_of, toc_files
 
 pytestmark = pytest.mark.site
 
@@ -73,27 +73,35 @@ def test_page_shows_no_error_output_or_traceback(page):
     assert "Traceback (most recent call last)" not in soup.get_text()
 
 
+def _reader_notebook(page: str) -> Path:
+    """Where the build wrote the chapter's reader notebook (llmzero.book.reader)."""
+    return SITE.parent / "notebooks" / f"{page}.ipynb"
+
+
 @pytest.mark.parametrize("page", _chapter_pages())
-def test_chapter_has_colab_and_binder_links_to_its_notebook(site, config, page):
+def test_chapter_has_colab_and_binder_links_to_its_reader_notebook(site, config, page):
     soup = _soup(site / f"{page}.html")
     repo = urllib.parse.urlsplit(config["repository"]["url"]).path.strip("/")
-    branch = config["repository"]["branch"]
+    branch = config["sphinx"]["config"]["reader_notebooks_branch"]
     hrefs = [a.get("href", "") for a in soup.find_all("a")]
     colab = [h for h in hrefs if h.startswith("https://colab.research.google.com/github/")]
     binder = [h for h in hrefs if h.startswith("https://mybinder.org/v2/gh/")]
     assert colab and binder, f"{page}: launch buttons missing"
     assert colab[0] == f"https://colab.research.google.com/github/{repo}/blob/{branch}/{page}.ipynb"
     assert f"/{repo}/{branch}?urlpath=tree/{page}.ipynb" in binder[0]
-    assert (ROOT / f"{page}.ipynb").is_file()
+    # CI publishes _build/notebooks on that branch, at the same paths.
+    assert _reader_notebook(page).is_file(), f"{page}: no reader notebook was built"
 
 
 @pytest.mark.parametrize("page", _chapter_pages())
-def test_chapter_offers_the_notebook_for_download(site, page):
+def test_chapter_offers_its_reader_notebook_for_download(site, page):
     hrefs = [a.get("href", "") for a in _soup(site / f"{page}.html").find_all("a")]
-    downloads = [h for h in hrefs if h.endswith(".ipynb") and "_sources" in h]
+    downloads = [h for h in hrefs if h.endswith(".ipynb") and not urllib.parse.urlsplit(h).scheme]
     assert downloads, f"{page}: no .ipynb download link"
-    target = (site / page).parent / downloads[0]
-    assert target.resolve().is_file()
+    assert all("_sources" not in h for h in downloads), f"{page}: links the MyST source"
+    target = ((site / page).parent / downloads[0]).resolve()
+    assert target == (site / "notebooks" / f"{page}.ipynb").resolve()
+    assert target.read_bytes() == _reader_notebook(page).read_bytes()
 
 
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(SITE)))

@@ -240,6 +240,21 @@ def failure_report(folder: Path) -> str:
     return "\n".join(blocks)
 
 
+def write_reader_notebooks(root: Path, site: Path) -> bool:
+    """The build's last step: the reader notebooks (:mod:`llmzero.book.reader`) of every
+    chapter this build executed, into ``_build/notebooks`` and the site's ``notebooks/``.
+    Returns whether it succeeded; a failure is printed, not raised."""
+    from llmzero.book.reader import ReaderError
+    from llmzero.book.reader import write_reader_notebooks as write
+
+    try:
+        write(root, site.parent, site)
+    except (ReaderError, OSError) as error:
+        print(f"\nReader notebooks FAILED: {error}")
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build the book; return the Sphinx exit status (0 on success)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -323,7 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     if report:
         sys.stdout.flush()  # keep the report after the table when both go to one pipe
         print(f"\n{report}", file=sys.stderr, flush=True)
-    return 0 if status == 0 else 1
+    # Reader notebooks: the chapters as Jupyter, Colab and Binder show them (only from a
+    # build whose every notebook ran).
+    readers_ok = status == 0 and write_reader_notebooks(root, output)
+    return 0 if status == 0 and readers_ok else 1
 
 
 if __name__ == "__main__":
