@@ -33,7 +33,16 @@ from typing import Protocol
 from llmzero.data import dedup, langid, pii, quality
 from llmzero.data.extract import html_to_text
 
-__all__ = ["STAGES", "KeptDocument", "Page", "PipelineResult", "pretraining_corpus", "run_pipeline"]
+__all__ = [
+    "NO_WORD_SPACES",
+    "STAGES",
+    "KeptDocument",
+    "Page",
+    "PipelineResult",
+    "gopher_quality_for",
+    "pretraining_corpus",
+    "run_pipeline",
+]
 
 STAGES = (
     "extract",
@@ -174,7 +183,7 @@ def run_pipeline(
     words = {i: quality.split_words(texts[i]) for i in alive}
     for stage, check in (
         ("gopher_repetition", lambda i: quality.gopher_repetition(texts[i], words[i])),
-        ("gopher_quality", lambda i: _gopher_quality(texts[i], words[i], predicted[i])),
+        ("gopher_quality", lambda i: gopher_quality_for(texts[i], words[i], predicted[i])),
     ):
         survivors = []
         for i in alive:
@@ -208,7 +217,10 @@ def run_pipeline(
     return PipelineResult(kept, counts, removed, found, seconds)
 
 
-def _gopher_quality(text: str, words: list[str], language: str) -> str | None:
+def gopher_quality_for(text: str, words: Sequence[str], language: str) -> str | None:
+    """:func:`~llmzero.data.quality.gopher_quality` as the pipeline applies it to a page in
+    ``language``: English stop words for English, no stop-word rule for other languages,
+    and no word rules at all for languages written without spaces (``NO_WORD_SPACES``)."""
     if language in NO_WORD_SPACES:
         return None  # word counts and lengths mean nothing without word segmentation
     stop_words = quality.GOPHER_STOP_WORDS if language == "en" else None
