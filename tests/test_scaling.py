@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from llmzero.models.gpt import GPT, GPTConfig
+from llmzero.models.gpt import GPT, CausalSelfAttention, GPTConfig
 from llmzero.training.scaling import (
     ScalingLaw,
     activation_bytes,
@@ -22,6 +23,7 @@ from llmzero.training.scaling import (
     measure_activation_bytes,
     training_flops_per_token,
     training_state_bytes,
+    uses_fused_attention,
 )
 
 CONFIGS = [
@@ -29,6 +31,42 @@ CONFIGS = [
     GPTConfig(vocab_size=101, block_size=32, n_layer=3, n_head=4, n_embd=48),
     GPTConfig(vocab_size=50, block_size=16, n_layer=1, n_head=1, n_embd=8),
 ]
+
+
+def _heads(attention: CausalSelfAttention, x: torch.Tensor):
+    batch_size, seq, channels = x.shape  # (B, T, C)
+    q, k, v = attention.c_attn(x).split(attention.n_embd, dim=2)  # each (B, T, C)
+    shape = (batch_size, seq, attention.n_head, channels // attention.n_head)
+    return [t.view(shape).transpose(1, 2) for t in (q, k, v)]  # each (B, H, T, D)
+
+
+def _merge(attention: CausalSelfAttention, y: torch.Tensor) -> torch.Tensor:
+    batch_size, _, seq, _ = y.shape  # (B, H, T, D)
+    y = y.transpose(1, 2).contiguous().view(batch_size, seq, attention.n_embd)  # (B, T, C)
+    return attention.resid_dropout(attention.c_proj(y))
+
+
+def step_by_step_attention(self: CausalSelfAttention, x: torch.Tensor) -> torch.Tensor:
+    """Part III's attention: scores, mask, softmax, weighted sum (the T x T matrix is kept)."""
+    q, k, v = _heads(self, x)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, T, T)
+    allowed = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).tril()
+    weights = F.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+    return _merge(self, weights @ v)
+
+
+def fused_attention(self: CausalSelfAttention, x: torch.Tensor) -> torch.Tensor:
+    """The same function with PyTorch's fused kernel, which never stores the T x T matrix."""
+    q, k, v = _heads(self, x)
+    return _merge(self, F.scaled_dot_product_attention(q, k, v, is_causal=True))
+
+
+@pytest.fixture(params=[False, True], ids=["step-by-step", "fused"])
+def fused(request, monkeypatch) -> bool:
+    """Run the test with each attention implementation patched into llmzero's GPT."""
+    implementation = fused_attention if request.param else step_by_step_attention
+    monkeypatch.setattr(CausalSelfAttention, "forward", implementation)
+    return request.param
 
 
 def batch(config: GPTConfig, batch_size: int, seq: int, seed: int = 0):
@@ -43,16 +81,24 @@ def batch(config: GPTConfig, batch_size: int, seq: int, seed: int = 0):
 
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("seq", [5, 16])
-def test_flop_formula_equals_flop_counter_forward_and_backward(config, seq) -> None:
+def test_flop_formula_equals_flop_counter_forward_and_backward(config, seq, fused) -> None:
     torch.manual_seed(0)
     model = GPT(config)
     idx, targets = batch(config, 3, seq)
     counted = count_training_flops(model, idx, targets)
-    per_token_forward = sum(forward_flops_per_token(config, seq).values())
-    assert counted["forward"] == per_token_forward * 3 * seq
-    assert counted["backward"] == 2 * counted["forward"]  # backward = two forward passes
-    assert sum(counted.values()) == training_flops_per_token(config, seq) * 3 * seq
+    forward = forward_flops_per_token(config, seq)
+    assert counted["forward"] == sum(forward.values()) * 3 * seq
+    training = training_flops_per_token(config, seq, fused_attention=fused)
+    assert sum(counted.values()) == training * 3 * seq
+    # The weights' backward pass is exactly two forward passes; fused attention recomputes
+    # its scores, so its backward costs 2.5 forward passes instead of 2.
+    extra_for_attention = forward["attention"] * 3 * seq // 2 if fused else 0
+    assert counted["backward"] == 2 * counted["forward"] + extra_for_attention
     assert all(p.grad is None for p in model.parameters())  # the model is left as found
+
+
+def test_uses_fused_attention_tells_the_two_implementations_apart(fused) -> None:
+    assert uses_fused_attention(GPT(CONFIGS[0])) is fused
 
 
 def test_six_nd_is_within_a_few_percent_for_a_large_model() -> None:
@@ -86,12 +132,21 @@ def test_flop_functions_reject_bad_input() -> None:
 
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize(("batch_size", "seq"), [(1, 7), (4, 16)])
-def test_activation_formula_equals_saved_tensor_measurement(config, batch_size, seq) -> None:
+def test_activation_formula_equals_saved_tensor_measurement(config, batch_size, seq, fused) -> None:
     torch.manual_seed(0)
     model = GPT(config)
     idx, targets = batch(config, batch_size, seq)
     measured = measure_activation_bytes(model, idx, targets)
-    assert measured == sum(activation_bytes(config, batch_size, seq).values())
+    by_formula = activation_bytes(config, batch_size, seq, fused_attention=fused)
+    assert measured == sum(by_formula.values())
+
+
+def test_fused_attention_saves_the_t_by_t_weights() -> None:
+    config = GPTConfig(vocab_size=50, block_size=256, n_layer=2, n_head=4, n_embd=32)
+    step_by_step = sum(activation_bytes(config, 2, 256).values())
+    fused = sum(activation_bytes(config, 2, 256, fused_attention=True).values())
+    weights_and_masks = 2 * 256 * 2 * 4 * (256 - 1) * 4 + 2 * 256 * 256
+    assert step_by_step - fused == weights_and_masks
 
 
 def test_measured_activations_leave_out_parameters_and_count_views_once() -> None:

@@ -6,9 +6,10 @@ against a measurement:
 - **Compute.** :func:`forward_flops_per_token` counts the floating-point operations of a
   forward pass of :class:`llmzero.models.gpt.GPT` (2 per weight per token, plus the
   attention scores and the language-model head); :func:`training_flops_per_token` adds the
-  backward pass, which costs twice the forward; :func:`approx_training_flops` is the
-  familiar rule ``C ≈ 6 N D``; :func:`count_training_flops` measures a real training step
-  with PyTorch's ``FlopCounterMode``.
+  backward pass, which costs twice the forward (a little more for a fused attention kernel,
+  which recomputes the scores); :func:`approx_training_flops` is the familiar rule
+  ``C ≈ 6 N D``; :func:`count_training_flops` measures a real training step with PyTorch's
+  ``FlopCounterMode``; :func:`uses_fused_attention` tells which attention a model runs.
 - **Memory.** :func:`training_state_bytes` gives the bytes that live for the whole run
   (weights, gradients, Adam's two moments); :func:`activation_bytes` the bytes autograd
   keeps from the forward pass for the backward pass, for this package's GPT;
@@ -31,6 +32,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,6 +53,7 @@ __all__ = [
     "measure_activation_bytes",
     "training_flops_per_token",
     "training_state_bytes",
+    "uses_fused_attention",
 ]
 
 
@@ -94,14 +97,23 @@ def forward_flops_per_token(config: GPTConfig, seq_len: int | None = None) -> di
     }
 
 
-def training_flops_per_token(config: GPTConfig, seq_len: int | None = None) -> int:
+def training_flops_per_token(
+    config: GPTConfig, seq_len: int | None = None, fused_attention: bool = False
+) -> int:
     """FLOPs of one training step (forward and backward), per token.
 
     The backward pass of a product ``Y = X W`` computes ``dX = dY W^T`` and ``dW = X^T dY``,
     two products of the same size as the forward one, so a training step costs three
     forward passes: ``3 * sum(forward_flops_per_token(config, seq_len).values())``.
+
+    With ``fused_attention=True`` (``F.scaled_dot_product_attention``, see
+    :func:`uses_fused_attention`) the attention's backward pass first recomputes the
+    scores it did not store, five products instead of four: the attention term costs
+    ``3.5`` times its forward FLOPs instead of 3, as ``FlopCounterMode`` counts it.
     """
-    return 3 * sum(forward_flops_per_token(config, seq_len).values())
+    forward = forward_flops_per_token(config, seq_len)
+    attention = forward.pop("attention")
+    return 3 * sum(forward.values()) + (7 * attention // 2 if fused_attention else 3 * attention)
 
 
 def approx_training_flops(n_params: float, n_tokens: float) -> float:
@@ -116,19 +128,48 @@ def approx_training_flops(n_params: float, n_tokens: float) -> float:
     return 6.0 * n_params * n_tokens
 
 
+def _cpu_attention_flop_formulas() -> dict[Any, Any]:
+    """``FlopCounterMode`` formulas for the CPU kernel of fused attention, if it lacks them.
+
+    PyTorch's counter knows the CUDA kernels behind ``F.scaled_dot_product_attention`` but
+    (as of torch 2.13) not the CPU one, which it would count as 0 FLOPs. We give the CPU
+    kernel and its backward the counter's own formulas for the others (the full ``T x T``
+    products, as if nothing were masked).
+    """
+    from torch.utils import flop_counter
+
+    def forward(query: Any, key: Any, value: Any, *args: Any, **kwargs: Any) -> int:
+        return flop_counter.sdpa_flop_count(query, key, value)  # arguments are shapes
+
+    def backward(grad: Any, query: Any, key: Any, value: Any, *args: Any, **kwargs: Any) -> int:
+        return flop_counter.sdpa_backward_flop_count(grad, query, key, value)
+
+    mapping: dict[Any, Any] = {}
+    for name, formula in (
+        ("_scaled_dot_product_flash_attention_for_cpu", forward),
+        ("_scaled_dot_product_flash_attention_for_cpu_backward", backward),
+    ):
+        op = getattr(torch.ops.aten, name, None)
+        if op is not None and op not in flop_counter.flop_registry:
+            mapping[op] = formula
+    return mapping
+
+
 def count_training_flops(model: nn.Module, idx: Tensor, targets: Tensor) -> dict[str, int]:
     """Measure the FLOPs of one forward and one backward pass with ``FlopCounterMode``.
 
     ``model(idx, targets)`` must return ``(logits, loss)`` like
     :class:`~llmzero.models.gpt.GPT`. Returns ``{"forward": ..., "backward": ...}`` for the
     whole batch. The gradients the backward pass leaves behind are cleared again
-    (``model.zero_grad(set_to_none=True)``), so the model is as it was.
+    (``model.zero_grad(set_to_none=True)``), so the model is as it was. Fused attention on
+    a CPU is counted too (PyTorch's counter alone would count it as 0).
     """
-    with FlopCounterMode(display=False) as forward_counter:
+    formulas = _cpu_attention_flop_formulas()
+    with FlopCounterMode(display=False, custom_mapping=formulas) as forward_counter:
         _, loss = model(idx, targets)
     if loss is None:
         raise ValueError("model(idx, targets) returned no loss; pass the targets.")
-    with FlopCounterMode(display=False) as backward_counter:
+    with FlopCounterMode(display=False, custom_mapping=formulas) as backward_counter:
         loss.backward()
     model.zero_grad(set_to_none=True)
     return {
@@ -162,24 +203,32 @@ def training_state_bytes(n_params: int, mixed_precision: bool = False) -> dict[s
 
 
 def activation_bytes(
-    config: GPTConfig, batch_size: int, seq_len: int | None = None, bytes_per_value: int = 4
+    config: GPTConfig,
+    batch_size: int,
+    seq_len: int | None = None,
+    bytes_per_value: int = 4,
+    fused_attention: bool = False,
 ) -> dict[str, int]:
     """Bytes autograd saves in a training forward pass of :class:`~llmzero.models.gpt.GPT`.
 
-    Counted tensor by tensor for this implementation (float32 by default), per token:
+    Counted tensor by tensor (float32 by default), per token:
 
-    - each block keeps ``16 d + H T + 4`` values: the inputs of both LayerNorms and of the
-      four linear layers (``d, d, d, d`` and ``4d`` for the MLP's second layer), the input of
-      GELU (``4d``), copies of queries, keys and values (``3d``) made by the batched
-      matrix products, the attention weights (``H T``, one row of the ``T x T`` matrix
-      per head) and the two LayerNorms' means and inverse deviations (4);
+    - each block keeps ``16 d + 4`` values for everything but the attention weights: the
+      inputs of both LayerNorms and of the four linear layers (``d, d, d, d`` and ``4d``
+      for the MLP's second layer), the input of GELU (``4d``), the queries, keys and values
+      (``3d``) and the two LayerNorms' means and inverse deviations (4);
+    - plus, with attention written out step by step (``fused_attention=False``, Part III's
+      version), the attention weights: ``H T`` values, one row of the ``T x T`` matrix per
+      head; with PyTorch's fused kernel (``fused_attention=True``) only ``H`` values, the
+      log-sum-exp of each row, from which the backward pass recomputes the weights;
     - after the blocks, the final LayerNorm's input, output and statistics (``2 d + 2``)
       and the log-softmax output of the loss (``V``);
     - the token ids and targets (8 bytes each, int64).
 
-    Per batch, each block also keeps its boolean causal mask (``T**2`` bytes), the
-    positions (``8 T`` bytes) and the loss keeps one scalar. The sum equals what
-    :func:`measure_activation_bytes` measures (the tests check it). The formula assumes
+    Per batch come the positions (``8 T`` bytes), one scalar of the loss and, step by
+    step only, each block's boolean causal mask (``T**2`` bytes). The sum equals what
+    :func:`measure_activation_bytes` measures on a CPU (the tests check both kinds of
+    attention; a GPU kernel may keep a few more bytes of state). The formula assumes
     ``dropout = 0``, as the chapter's models use; dropout would add a mask per dropout
     layer.
     """
@@ -193,13 +242,42 @@ def activation_bytes(
     seq = _sequence_length(config, seq_len)
     tokens = batch_size * seq
     d, n_layer, n_head = config.n_embd, config.n_layer, config.n_head
+    per_row = n_head if fused_attention else n_head * seq  # attention values per token
+    masks = 0 if fused_attention else n_layer * seq * seq
     return {
-        "blocks": tokens * n_layer * (16 * d + n_head * seq + 4) * bytes_per_value,
+        "blocks": tokens * n_layer * (16 * d + per_row + 4) * bytes_per_value,
         "final LayerNorm": tokens * (2 * d + 2) * bytes_per_value,
         "log-softmax of the logits": tokens * config.vocab_size * bytes_per_value,
-        "token ids, positions, masks": 16 * tokens + 8 * seq + n_layer * seq * seq,
+        "token ids, positions, masks": 16 * tokens + 8 * seq + masks,
         "loss": bytes_per_value,
     }
+
+
+def uses_fused_attention(model: nn.Module) -> bool:
+    """Whether ``model``'s forward pass calls ``torch.nn.functional.scaled_dot_product_attention``.
+
+    PyTorch's fused attention kernel never stores the ``T x T`` attention weights, which
+    changes the activation memory and the FLOPs of the backward pass
+    (:func:`activation_bytes`, :func:`training_flops_per_token`). We run one token through
+    the model under a ``torch.overrides.TorchFunctionMode`` that watches for that function.
+    """
+    from torch.nn import functional
+    from torch.overrides import TorchFunctionMode
+
+    class Watch(TorchFunctionMode):
+        called = False
+
+        def __torch_function__(
+            self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
+        ) -> Any:
+            if func is functional.scaled_dot_product_attention:
+                self.called = True
+            return func(*args, **(kwargs or {}))
+
+    device = next(model.parameters()).device
+    with Watch() as watch, torch.no_grad():
+        model(torch.zeros(1, 1, dtype=torch.long, device=device))
+    return watch.called
 
 
 def measure_activation_bytes(model: nn.Module, idx: Tensor, targets: Tensor) -> int:
