@@ -7,6 +7,7 @@ training and alignment losses (Parts I–V).
   ``torch.distributed`` (ring all-reduce, data parallelism, ZeRO, tensor parallelism).
 - :mod:`~llmzero.training.parallelism`: distributed training on paper (ZeRO memory,
   all-reduce cost, pipeline schedules, launch scripts).
+- :mod:`~llmzero.training.scaling`: FLOP and memory arithmetic, scaling-law fits.
 
 Imports: any lower layer (:mod:`llmzero.models`, :mod:`llmzero.data`, :mod:`llmzero.text`,
 :mod:`llmzero.core`); never :mod:`llmzero.evaluation` or :mod:`llmzero.book`.
