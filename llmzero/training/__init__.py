@@ -3,6 +3,8 @@ training and alignment losses (Parts I–V).
 
 - :mod:`~llmzero.training.loop`: the book's training loop, evaluation and checkpoints.
 - :mod:`~llmzero.training.mlm`: BERT's masking and next-sentence-prediction pairs.
+- :mod:`~llmzero.training.pretrain`: the pretraining recipe's reusable pieces (optimizer
+  groups, batches from token shards, bits per byte, FLOPs and MFU).
 
 Imports: any lower layer (:mod:`llmzero.models`, :mod:`llmzero.data`, :mod:`llmzero.text`,
 :mod:`llmzero.core`); never :mod:`llmzero.evaluation` or :mod:`llmzero.book`.
