@@ -95,11 +95,11 @@ class GPTConfig:
     dropout: float = 0.0
     #: The epsilon inside every LayerNorm (GPT-2 uses 1e-5).
     layer_norm_eps: float = 1e-5
-    #: Biases in the Linear layers and LayerNorms, as GPT-2 has. ``False`` drops them all
-    #: (the LM head never has one): fewer parameters, a little faster, as nanoGPT trains.
+    #: Whether the Linear layers and LayerNorms have biases, as GPT-2's do. ``False`` drops
+    #: them all (the LM head never has one), as nanoGPT trains: fewer parameters, faster.
     bias: bool = True
-    #: The GELU of the MLP: ``"tanh"``, GPT-2's tanh approximation (Hugging Face's
-    #: ``"gelu_new"``), or ``"none"``, the exact GELU (``x * Phi(x)``, nanoGPT's choice).
+    #: Which GELU the MLP uses. ``"tanh"`` is GPT-2's tanh approximation (Hugging Face's
+    #: ``"gelu_new"``); ``"none"`` is the exact GELU, ``x * Phi(x)``, as nanoGPT uses.
     gelu_approximate: str = "tanh"
 
     def __post_init__(self) -> None:
