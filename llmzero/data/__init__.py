@@ -19,6 +19,8 @@ Part IV's pretraining-data pipeline, built in the chapter *Data at scale*:
   shards, data mixtures.
 - :mod:`~llmzero.data.pipeline`: every stage in order, and ``pretraining_corpus()``, the
   cleaned text Part IV's models train on.
+- :mod:`~llmzero.data.trove`: the same stages as steps of Hugging Face's ``datatrove``
+  (imported only by this module, which needs ``datatrove`` installed).
 
 Imports: :mod:`llmzero.core` and :mod:`llmzero.text`.
 """

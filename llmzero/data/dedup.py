@@ -33,6 +33,7 @@ import numpy as np
 
 __all__ = [
     "UnionFind",
+    "cluster_signatures",
     "dedup_normalize",
     "exact_duplicates",
     "exact_hash",
@@ -132,10 +133,9 @@ def fast_shingle_hashes(text: str, n: int = 5, cache: dict[str, int] | None = No
         raise ValueError(f"n must be a positive number of words, got {n}.")
     cache = {} if cache is None else cache
     words = dedup_normalize(text).split()
-    word_hashes = np.array(
-        [cache[w] if w in cache else cache.setdefault(w, sha1_hash32(w.encode())) for w in words],
-        dtype=np.uint64,
-    )
+    for word in set(words).difference(cache):
+        cache[word] = sha1_hash32(word.encode("utf-8"))
+    word_hashes = np.fromiter(map(cache.__getitem__, words), dtype=np.uint64, count=len(words))
     count = max(len(words) - n + 1, 1 if words else 0)
     keys = np.zeros(count, dtype=np.uint64)
     for offset in range(min(n, len(words))):
@@ -259,8 +259,18 @@ def near_duplicates(
     signatures = np.stack(
         [minhash(fast_shingle_hashes(text, n, cache), permutations) for text in texts]
     )
-    groups = UnionFind(len(texts))
-    for i, j in lsh_candidates(signatures, bands, rows):
+    return cluster_signatures(signatures, threshold=threshold, bands=bands, rows=rows)
+
+
+def cluster_signatures(
+    signatures: np.ndarray, *, threshold: float = 0.8, bands: int = 16, rows: int = 8
+) -> dict[int, int]:
+    """Group rows of ``signatures`` (``(n_docs, num_perm)``) whose LSH candidates agree on at
+    least ``threshold`` of their values; map each member but the first of a group to the
+    first. The second half of :func:`near_duplicates`, usable on signatures computed
+    elsewhere (on other machines, in a distributed pipeline)."""
+    groups = UnionFind(len(signatures))
+    for i, j in sorted(lsh_candidates(signatures, bands, rows)):
         if np.mean(signatures[i] == signatures[j]) >= threshold:
             groups.union(i, j)
-    return {i: groups.find(i) for i in range(len(texts)) if groups.find(i) != i}
+    return {i: groups.find(i) for i in range(len(signatures)) if groups.find(i) != i}

@@ -22,7 +22,7 @@ from llmzero.text.cleaning import clean, normalize
 __all__ = ["BLOCK_TAG", "DROPPED_ELEMENTS", "html_to_text"]
 
 DROPPED_ELEMENTS = ("script", "style", "noscript", "nav", "header", "footer", "aside", "form")
-"""Elements whose whole content is dropped: code, styling and page furniture, not text."""
+"""Elements whose whole content is dropped (code, styling and page furniture, not text)."""
 
 _DROPPED = re.compile(
     r"<(" + "|".join(DROPPED_ELEMENTS) + r")\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL
@@ -68,6 +68,9 @@ def html_to_text(html: str) -> str:
     text = _HEAD.sub(" ", text)
     text = _DROPPED.sub("\n", text)
     text = BLOCK_TAG.sub("\n", text)
-    # clean() collapses all whitespace, newlines included, so it runs line by line.
-    lines = (clean(line, url_token=None) for line in text.split("\n"))
+    # clean() turns every run of whitespace, newlines included, into one space. To keep the
+    # line breaks, mark them with a character that is not whitespace (NUL, which no text
+    # contains), clean the whole page in one call, then split at the marks.
+    cleaned = clean(text.replace("\0", "").replace("\n", " \0 "), url_token=None)
+    lines = (line.strip() for line in cleaned.split("\0"))
     return normalize("\n".join(line for line in lines if line), "NFC")

@@ -175,7 +175,7 @@ class CharNgramLanguageID:
 
     orders: tuple[int, ...] = (1, 2, 3)
     alpha: float = 0.1
-    max_chars: int | None = 2000
+    max_chars: int | None = 1000
     languages: list[str] = field(default_factory=list, init=False)
     vocabulary: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), init=False)
     log_probs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), init=False)

@@ -14,9 +14,11 @@ most selective first:
 2. ``language``: keep pages whose language is in ``languages`` (:mod:`~llmzero.data.langid`);
 3. ``c4_lines``: drop boilerplate lines, reject placeholder and code pages
    (:func:`~llmzero.data.quality.c4_line_filter`);
-4. ``gopher_repetition`` and 5. ``gopher_quality`` (:mod:`~llmzero.data.quality`);
-6. ``exact_dedup`` and 7. ``near_dedup`` (:mod:`~llmzero.data.dedup`), keeping the first
-   page of each group in crawl order;
+4. ``gopher_repetition``: reject repetitive pages (:mod:`~llmzero.data.quality`);
+5. ``gopher_quality``: reject short, symbol-heavy or stop-word-free pages;
+6. ``exact_dedup``: drop exact copies (:mod:`~llmzero.data.dedup`);
+7. ``near_dedup``: drop near copies (MinHash + LSH), keeping the first page of each group
+   in crawl order;
 8. ``pii``: replace e-mail addresses, phone numbers and IPs (:mod:`~llmzero.data.pii`).
 
 The pipeline reads only each page's ``id``, ``url`` and ``html``: never its ground truth.
@@ -33,7 +35,16 @@ from typing import Protocol
 from llmzero.data import dedup, langid, pii, quality
 from llmzero.data.extract import html_to_text
 
-__all__ = ["STAGES", "KeptDocument", "Page", "PipelineResult", "pretraining_corpus", "run_pipeline"]
+__all__ = [
+    "NO_WORD_SPACES",
+    "STAGES",
+    "KeptDocument",
+    "Page",
+    "PipelineResult",
+    "gopher_quality_for",
+    "pretraining_corpus",
+    "run_pipeline",
+]
 
 STAGES = (
     "extract",
@@ -48,7 +59,7 @@ STAGES = (
 """The stages of :func:`run_pipeline`, in the order they run."""
 
 NO_WORD_SPACES = frozenset({"zh", "ja"})
-"""Languages written without spaces between words: Gopher's word rules do not apply."""
+"""Languages written without spaces between words, to which Gopher's word rules do not apply."""
 
 
 class Page(Protocol):
@@ -174,7 +185,7 @@ def run_pipeline(
     words = {i: quality.split_words(texts[i]) for i in alive}
     for stage, check in (
         ("gopher_repetition", lambda i: quality.gopher_repetition(texts[i], words[i])),
-        ("gopher_quality", lambda i: _gopher_quality(texts[i], words[i], predicted[i])),
+        ("gopher_quality", lambda i: gopher_quality_for(texts[i], words[i], predicted[i])),
     ):
         survivors = []
         for i in alive:
@@ -208,7 +219,10 @@ def run_pipeline(
     return PipelineResult(kept, counts, removed, found, seconds)
 
 
-def _gopher_quality(text: str, words: list[str], language: str) -> str | None:
+def gopher_quality_for(text: str, words: Sequence[str], language: str) -> str | None:
+    """:func:`~llmzero.data.quality.gopher_quality` as the pipeline applies it to a page in
+    ``language``: English stop words for English, no stop-word rule for other languages,
+    and no word rules at all for languages written without spaces (``NO_WORD_SPACES``)."""
     if language in NO_WORD_SPACES:
         return None  # word counts and lengths mean nothing without word segmentation
     stop_words = quality.GOPHER_STOP_WORDS if language == "en" else None

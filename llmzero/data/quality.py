@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
-"""The eight English stop words of Gopher's rule: a page needs at least two of them."""
+"""The eight English stop words of Gopher's rule. A page needs at least two of them."""
 
 POLICY_SUBSTRINGS = (
     "terms of use",
@@ -46,14 +47,21 @@ POLICY_SUBSTRINGS = (
     "use of cookies",
     "use cookies",
 )
-"""C4 drops any line that contains one of these (lower-cased) phrases: site boilerplate."""
+"""Phrases that mark a line as site boilerplate. C4 drops any line that contains one."""
 
 _END_PUNCTUATION = (".", "?", "!", '"', "'")
 _PARAGRAPHS = re.compile(r"\n{2,}")
 _LINES = re.compile(r"\n+")
 _HAS_WORD_CHAR = re.compile(r"\w")  # a token with a letter or digit is a word, not a symbol
-_HAS_LETTER = re.compile(r"[^\W\d_]")
-_STRIP = "\"'“”‘’()[]{}<>.,;:!?—–-*_"  # punctuation around a word, for stop-word matching
+# A whitespace-separated token made only of digits, "_", punctuation and symbols: no letter.
+_TOKEN_WITHOUT_LETTER = re.compile(r"(?<!\S)(?:[^\w\s]|[\d_])+(?!\S)")
+
+
+@lru_cache(maxsize=16)
+def _stop_word_pattern(stop_words: frozenset[str]) -> re.Pattern[str]:
+    """A regex that finds any of ``stop_words`` as a whole word, whatever its case."""
+    alternatives = "|".join(sorted(map(re.escape, stop_words)))
+    return re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE)
 
 
 def split_words(text: str) -> list[str]:
@@ -136,7 +144,7 @@ def ngram_fingerprints(word_ids: np.ndarray, n: int) -> np.ndarray:
     count = len(word_ids) - n + 1
     if count <= 0:
         return np.zeros(0, dtype=np.uint64)
-    ids = np.asarray(word_ids, dtype=np.uint64) + np.uint64(1)
+    ids = np.asarray(word_ids).astype(np.uint64) + np.uint64(1)
     keys = np.zeros(count, dtype=np.uint64)
     for offset in range(n):
         keys = keys * _MULTIPLIER + ids[offset : offset + count]
@@ -218,9 +226,10 @@ def gopher_repetition(text: str, words: Sequence[str] | None = None) -> str | No
     if chars / len(text) > limits.dup_line_char_frac:
         return "dup_line_char_frac"
     words = split_words(text) if words is None else words
-    vocabulary: dict[str, int] = {}
-    word_ids = np.array([vocabulary.setdefault(w, len(vocabulary)) for w in words], np.int64)
-    char_starts = np.concatenate([[0], np.cumsum([len(word) for word in words])])
+    # Python's hash of each word: equal words, equal ids (within this process), at C speed.
+    word_ids = np.fromiter(map(hash, words), dtype=np.int64, count=len(words))
+    lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+    char_starts = np.concatenate([[0], np.cumsum(lengths)])
     for n, fraction in limits.top_ngrams:
         keys = ngram_fingerprints(word_ids, n)
         if len(keys) and _top_ngram_chars(keys, char_starts, n) / len(text) > fraction:
@@ -248,17 +257,18 @@ def gopher_quality(
     (``gopher_short_doc``, ``gopher_long_doc``), a mean word length outside 3 to 10
     characters, more than 0.1 ``#`` or ellipses per token, more than 90% of lines starting
     with a bullet or 30% ending in an ellipsis, fewer than 80% of tokens containing a
-    letter, or fewer than two of ``stop_words`` (matched lower-cased, with surrounding
-    punctuation stripped; ``gopher_enough_stop_words``). Pass ``stop_words=None`` to skip
-    this English-only rule for other languages.
+    letter, or fewer than two of ``stop_words`` (found as whole words, in any case;
+    ``gopher_enough_stop_words``). Pass ``stop_words=None`` to skip this English-only rule
+    for other languages.
     """
     tokens = split_words(text) if words is None else list(words)
-    real_words = [token for token in tokens if _HAS_WORD_CHAR.search(token)]
-    if len(real_words) < min_words:
+    symbols = [token for token in tokens if not _HAS_WORD_CHAR.search(token)]
+    n_words = len(tokens) - len(symbols)
+    if n_words < min_words:
         return "gopher_short_doc"
-    if len(real_words) > max_words:
+    if n_words > max_words:
         return "gopher_long_doc"
-    mean_length = sum(map(len, real_words)) / len(real_words)
+    mean_length = (sum(map(len, tokens)) - sum(map(len, symbols))) / n_words
     if mean_length < 3:
         return "gopher_below_avg_threshold"
     if mean_length > 10:
@@ -272,11 +282,11 @@ def gopher_quality(
         return "gopher_too_many_bullets"
     if sum(line.rstrip().endswith(("...", "…")) for line in lines) / len(lines) > 0.3:
         return "gopher_too_many_end_ellipsis"
-    with_letter = sum(1 for _ in filter(_HAS_LETTER.search, real_words))
-    if with_letter / len(tokens) < 0.8:
+    without_letter = len(_TOKEN_WITHOUT_LETTER.findall(" ".join(tokens)))
+    if (len(tokens) - without_letter) / len(tokens) < 0.8:
         return "gopher_below_alpha_threshold"
     if stop_words is not None:
-        present = {word.strip(_STRIP).lower() for word in real_words} & stop_words
+        present = {match.lower() for match in _stop_word_pattern(stop_words).findall(text)}
         if len(present) < 2:
             return "gopher_enough_stop_words"
     return None
