@@ -130,9 +130,10 @@ def test_parameter_count_matches_hugging_face_gpt2() -> None:
     n_layer=st.integers(1, 3),
     n_head=st.integers(1, 4),
     head_size=st.integers(1, 16),
+    bias=st.booleans(),
 )
 def test_parameter_breakdown_formula_equals_counted_parameters(
-    vocab_size: int, block_size: int, n_layer: int, n_head: int, head_size: int
+    vocab_size: int, block_size: int, n_layer: int, n_head: int, head_size: int, bias: bool
 ) -> None:
     config = GPTConfig(
         vocab_size=vocab_size,
@@ -140,6 +141,7 @@ def test_parameter_breakdown_formula_equals_counted_parameters(
         n_layer=n_layer,
         n_head=n_head,
         n_embd=n_head * head_size,
+        bias=bias,
     )
     with torch.device("meta"):
         model = GPT(config)
@@ -273,3 +275,56 @@ def test_generate_rejects_negative_temperature_and_zero_top_k() -> None:
 def test_config_rejects_n_embd_not_divisible_by_n_head() -> None:
     with pytest.raises(ValueError, match="divisible"):
         GPTConfig(n_embd=10, n_head=3)
+
+
+# -- the nanoGPT variant and the fused attention --------------------------------------------
+
+
+def test_logits_match_hugging_face_gpt2_with_the_exact_gelu() -> None:
+    hf_model = random_hf_gpt2(seed=7, activation_function="gelu")
+    model = GPT.from_hf_gpt2(hf_model).eval()
+    assert model.config.gelu_approximate == "none"
+    idx = torch.randint(0, SMALL["vocab_size"], (2, SMALL["n_positions"]))
+    with torch.no_grad():
+        difference = (model(idx)[0] - hf_model(idx).logits).abs().max().item()
+    assert difference <= 1e-5
+
+
+def test_bias_false_drops_every_bias_and_refuses_hugging_face_weights() -> None:
+    model = small_gpt(bias=False)
+    assert not [name for name, _ in model.named_parameters() if name.endswith("bias")]
+    assert model.num_parameters() < small_gpt().num_parameters()
+    with pytest.raises(ValueError, match="bias=True"):
+        model.load_hf_state_dict(random_hf_gpt2().state_dict())
+
+
+def test_unknown_gelu_approximation_is_rejected() -> None:
+    with pytest.raises(ValueError, match="gelu_approximate"):
+        GPTConfig(gelu_approximate="sigmoid")
+
+
+def test_fused_attention_equals_step_by_step_attention() -> None:
+    from llmzero.models.attention import causal_mask, scaled_dot_product_attention
+
+    model = small_gpt()
+    attention = model.transformer.h[0].attn
+    x = torch.randn(3, 11, model.config.n_embd, generator=torch.Generator().manual_seed(1))
+    q, k, v = attention.c_attn(x).split(model.config.n_embd, dim=2)  # (B, T, C) each
+    heads = [t.view(3, 11, 2, 16).transpose(1, 2) for t in (q, k, v)]  # (B, H, T, D)
+    y, _ = scaled_dot_product_attention(*heads, mask=causal_mask(11))  # (B, H, T, D)
+    expected = attention.c_proj(y.transpose(1, 2).reshape(3, 11, model.config.n_embd))
+    with torch.no_grad():
+        torch.testing.assert_close(attention(x), expected, atol=1e-6, rtol=1e-5)
+
+
+def test_flop_counter_counts_attention_on_the_cpu() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = small_gpt()
+    config, seq = model.config, 12
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, seq, dtype=torch.long))
+    d = config.n_embd
+    matrices = 2 * seq * config.n_layer * 12 * d * d + 2 * seq * d * config.vocab_size
+    attention = config.n_layer * 4 * seq * seq * d  # q k^T and weights @ v, full T x T
+    assert counter.get_total_flops() == matrices + attention

@@ -11,6 +11,10 @@ GPT-2's (Radford et al., 2019):
 - a final LayerNorm and a language-model head that shares its weight matrix with the
   token embedding (**weight tying**).
 
+Two switches turn it into the variant nanoGPT trains from scratch (Karpathy, 2022):
+``bias=False`` drops every bias of the Linear and LayerNorm layers, and
+``gelu_approximate="none"`` uses the exact GELU. The defaults are GPT-2's.
+
 Names follow GPT-2's released checkpoint (``wte``, ``wpe``, ``h``, ``ln_1``, ``c_attn``,
 ``c_proj``, ``c_fc``, ``ln_f``), so :meth:`GPT.from_hf_gpt2` can copy Hugging Face's
 ``GPT2LMHeadModel`` weights across by name::
@@ -39,6 +43,39 @@ from torch import Tensor, nn
 __all__ = ["GPT", "MLP", "Block", "CausalSelfAttention", "GPTConfig", "parameter_breakdown"]
 
 
+def _register_cpu_attention_flops() -> None:
+    """Let ``torch.utils.flop_counter.FlopCounterMode`` count attention run on a CPU.
+
+    PyTorch's FLOP counter knows the CUDA kernels behind ``F.scaled_dot_product_attention``
+    but not the CPU one (``_scaled_dot_product_flash_attention_for_cpu``, as of torch
+    2.13), so on a CPU it would count the attention of this model as 0 FLOPs. This gives
+    the CPU kernel and its backward the counter's own formulas for the other kernels (the
+    full ``T x T`` products, ``4 B H T^2 D`` FLOPs forward, as if nothing were masked),
+    unless the installed PyTorch already has one.
+    """
+    from torch.utils import flop_counter
+
+    def forward_flops(query: Any, key: Any, value: Any, *args: Any, **kwargs: Any) -> int:
+        return flop_counter.sdpa_flop_count(query, key, value)  # arguments are shapes
+
+    def backward_flops(
+        grad: Any, query: Any, key: Any, value: Any, *args: Any, **kwargs: Any
+    ) -> int:
+        return flop_counter.sdpa_backward_flop_count(grad, query, key, value)
+
+    aten = torch.ops.aten
+    for name, formula in (
+        ("_scaled_dot_product_flash_attention_for_cpu", forward_flops),
+        ("_scaled_dot_product_flash_attention_for_cpu_backward", backward_flops),
+    ):
+        op = getattr(aten, name, None)
+        if op is not None and op not in flop_counter.flop_registry:
+            flop_counter.register_flop_formula(op)(formula)
+
+
+_register_cpu_attention_flops()
+
+
 @dataclass
 class GPTConfig:
     """The hyper-parameters of a GPT. The defaults are GPT-2 small's (124M parameters)."""
@@ -58,6 +95,12 @@ class GPTConfig:
     dropout: float = 0.0
     #: The epsilon inside every LayerNorm (GPT-2 uses 1e-5).
     layer_norm_eps: float = 1e-5
+    #: Whether the Linear layers and LayerNorms have biases, as GPT-2's do. ``False`` drops
+    #: them all (the LM head never has one), as nanoGPT trains: fewer parameters, faster.
+    bias: bool = True
+    #: Which GELU the MLP uses. ``"tanh"`` is GPT-2's tanh approximation (Hugging Face's
+    #: ``"gelu_new"``); ``"none"`` is the exact GELU, ``x * Phi(x)``, as nanoGPT uses.
+    gelu_approximate: str = "tanh"
 
     def __post_init__(self) -> None:
         for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
@@ -70,6 +113,11 @@ class GPTConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
+        if self.gelu_approximate not in ("tanh", "none"):
+            raise ValueError(
+                f"gelu_approximate must be 'tanh' (GPT-2) or 'none' (exact GELU), "
+                f"got {self.gelu_approximate!r}."
+            )
 
 
 def parameter_breakdown(config: GPTConfig) -> dict[str, int]:
@@ -79,33 +127,41 @@ def parameter_breakdown(config: GPTConfig) -> dict[str, int]:
     token embedding ``V d``; position embedding ``T d``; per block, attention
     ``4 d^2 + 4 d`` (query/key/value and output projections with biases), MLP
     ``8 d^2 + 5 d`` and two LayerNorms ``4 d``; final LayerNorm ``2 d``. The LM head
-    adds nothing because it reuses the token embedding (weight tying). The values sum
-    to :meth:`GPT.num_parameters`.
+    adds nothing because it reuses the token embedding (weight tying). Without biases
+    (``bias=False``) the terms are ``4 d^2``, ``8 d^2`` and ``d`` per LayerNorm. The
+    values sum to :meth:`GPT.num_parameters`.
     """
-    d, n_layer = config.n_embd, config.n_layer
+    d, n_layer, b = config.n_embd, config.n_layer, int(config.bias)
     return {
         "token embedding (wte, shared with LM head)": config.vocab_size * d,
         "position embedding (wpe)": config.block_size * d,
-        "attention (all blocks)": n_layer * (3 * d * d + 3 * d + d * d + d),
-        "MLP (all blocks)": n_layer * (d * 4 * d + 4 * d + 4 * d * d + d),
-        "LayerNorms (blocks + final)": n_layer * 2 * (2 * d) + 2 * d,
+        "attention (all blocks)": n_layer * (3 * d * d + b * 3 * d + d * d + b * d),
+        "MLP (all blocks)": n_layer * (d * 4 * d + b * 4 * d + 4 * d * d + b * d),
+        "LayerNorms (blocks + final)": (2 * n_layer + 1) * (1 + b) * d,
     }
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention in which each position sees only itself and earlier ones."""
+    """Multi-head self-attention in which each position sees only itself and earlier ones.
+
+    Each head computes ``softmax(q k^T / sqrt(D) + M) v`` with ``M`` the causal mask
+    (``-inf`` above the diagonal). Part III builds this step by step (scores, mask,
+    softmax, weighted sum); here the same function runs as PyTorch's fused
+    ``F.scaled_dot_product_attention(..., is_causal=True)``, which never materialises the
+    mask and trains faster on CPUs and GPUs alike (``benchmarks/gpt_vs_nanogpt.py``). It
+    returns only the outputs, not the attention weights; for the weights, run
+    :func:`llmzero.models.attention.scaled_dot_product_attention` on the same ``q, k, v``.
+    """
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.n_head = config.n_head
         self.n_embd = config.n_embd
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # queries, keys, values at once
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd)  # mixes the heads' outputs
-        self.attn_dropout = nn.Dropout(config.dropout)
+        # queries, keys and values at once; then the projection that mixes the heads' outputs
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = config.dropout  # on the attention weights, inside the fused kernel
         self.resid_dropout = nn.Dropout(config.dropout)
-        # mask[i, j] is True where query i may look at key j (j <= i). Not saved in checkpoints.
-        mask = torch.tril(torch.ones(config.block_size, config.block_size, dtype=torch.bool))
-        self.register_buffer("mask", mask, persistent=False)  # (block_size, block_size)
 
     def forward(self, x: Tensor) -> Tensor:
         batch, seq, channels = x.shape  # (B, T, C)
@@ -115,12 +171,11 @@ class CausalSelfAttention(nn.Module):
         q = q.view(batch, seq, self.n_head, head_size).transpose(1, 2)  # (B, H, T, D)
         k = k.view(batch, seq, self.n_head, head_size).transpose(1, 2)  # (B, H, T, D)
         v = v.view(batch, seq, self.n_head, head_size).transpose(1, 2)  # (B, H, T, D)
-
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(head_size)  # (B, H, T, T)
-        scores = scores.masked_fill(~self.mask[:seq, :seq], float("-inf"))  # hide the future
-        weights = F.softmax(scores, dim=-1)  # (B, H, T, T): each row sums to 1
-        weights = self.attn_dropout(weights)
-        y = weights @ v  # (B, H, T, D)
+        # softmax(q k^T / sqrt(D) with the future masked) v, in one fused PyTorch kernel: the
+        # same function as Part III's step-by-step attention (see the class docstring).
+        y = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
+        )  # (B, H, T, D)
         y = y.transpose(1, 2).contiguous()  # (B, T, H, D)
         y = y.view(batch, seq, channels)  # (B, T, C): the heads' outputs side by side
         return self.resid_dropout(self.c_proj(y))  # (B, T, C)
@@ -131,9 +186,9 @@ class MLP(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
-        self.gelu = nn.GELU(approximate="tanh")  # GPT-2's "gelu_new"
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU(approximate=config.gelu_approximate)  # "tanh": GPT-2's "gelu_new"
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -146,9 +201,9 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.mlp = MLP(config)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -174,7 +229,7 @@ class GPT(nn.Module):
                 "wpe": nn.Embedding(config.block_size, config.n_embd),  # position embeddings
                 "drop": nn.Dropout(config.dropout),
                 "h": nn.ModuleList(Block(config) for _ in range(config.n_layer)),
-                "ln_f": nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps),
+                "ln_f": nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias),
             }
         )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
@@ -305,6 +360,10 @@ class GPT(nn.Module):
         causal-mask buffers some versions save are ignored. Raises ``ValueError`` on a
         missing or unexpected name, or a shape that does not match.
         """
+        if not self.config.bias:
+            raise ValueError(
+                "Hugging Face's GPT-2 has biases; build this model with GPTConfig(bias=True)."
+            )
         ours = self.state_dict()  # tied weights appear under both names
         theirs = {
             name: tensor
@@ -340,13 +399,15 @@ class GPT(nn.Module):
         """Build a :class:`GPT` with the configuration and weights of a Hugging Face
         ``transformers.GPT2LMHeadModel`` (pretrained or not).
 
-        Only GPT-2's standard architecture is accepted (tanh-GELU, MLP width ``4 *
-        n_embd``, tied embeddings, plain ``1/sqrt(D)`` attention scaling); anything else
-        raises ``ValueError`` rather than silently computing something different.
+        Only GPT-2's standard architecture is accepted (tanh-GELU or exact GELU, MLP
+        width ``4 * n_embd``, tied embeddings, plain ``1/sqrt(D)`` attention scaling);
+        anything else raises ``ValueError`` rather than silently computing something
+        different.
         """
         hf = hf_model.config
+        gelus = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}
         unsupported = {
-            "activation_function": hf.activation_function not in ("gelu_new", "gelu_pytorch_tanh"),
+            "activation_function": hf.activation_function not in gelus,
             "n_inner": hf.n_inner not in (None, 4 * hf.n_embd),
             "tie_word_embeddings": not getattr(hf, "tie_word_embeddings", True),
             "scale_attn_weights": not hf.scale_attn_weights,
@@ -366,6 +427,7 @@ class GPT(nn.Module):
             n_embd=hf.n_embd,
             dropout=dropout,
             layer_norm_eps=hf.layer_norm_epsilon,
+            gelu_approximate=gelus[hf.activation_function],
         )
         model = cls(config)
         model.load_hf_state_dict(hf_model.state_dict())

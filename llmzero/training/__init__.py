@@ -8,6 +8,8 @@ training and alignment losses (Parts I–V).
 - :mod:`~llmzero.training.parallelism`: distributed training on paper (ZeRO memory,
   all-reduce cost, pipeline schedules, launch scripts).
 - :mod:`~llmzero.training.scaling`: FLOP and memory arithmetic, scaling-law fits.
+- :mod:`~llmzero.training.pretrain`: the pretraining recipe's reusable pieces (optimizer
+  groups, batches from token shards, bits per byte, FLOPs and MFU).
 
 Imports: any lower layer (:mod:`llmzero.models`, :mod:`llmzero.data`, :mod:`llmzero.text`,
 :mod:`llmzero.core`); never :mod:`llmzero.evaluation` or :mod:`llmzero.book`.
