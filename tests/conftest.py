@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,33 @@ def pytest_terminal_summary(terminalreporter, config):
     if report.is_file() and report.stat().st_mtime >= started:
         terminalreporter.write_sep("-", "page weights (tests/test_browser.py)")
         terminalreporter.write(report.read_text(encoding="utf-8"))
+
+
+# --- fixtures for the asset loader's tests (test_assets.py, test_preflight.py) -----------
+
+
+@pytest.fixture()
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh asset cache, no offline folder, no mirrors, downloads allowed."""
+    from llmzero.data import assets
+
+    monkeypatch.setenv(assets.ENV_CACHE, str(tmp_path / "cache"))
+    for variable in (
+        assets.ENV_OFFLINE_DIR,
+        assets.ENV_NO_DOWNLOAD,
+        assets.ENV_MIRROR,
+        assets.ENV_NLTK_MIRROR,
+        assets.ENV_HF_ENDPOINT,
+        assets.ENV_HF_HUB_ENDPOINT,
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    return tmp_path
+
+
+@pytest.fixture()
+def closed_port() -> str:
+    """The URL of a port on this machine where nothing listens: connections are refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

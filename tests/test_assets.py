@@ -7,7 +7,6 @@ import http.server
 import io
 import multiprocessing
 import os
-import socket
 import threading
 import typing
 import zipfile
@@ -68,31 +67,6 @@ def server() -> Iterator[str]:
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
-
-
-@pytest.fixture()
-def closed_port() -> str:
-    """The URL of a port on this machine where nothing listens: connections are refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture()
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh cache, no offline folder, no mirrors, downloads allowed."""
-    monkeypatch.setenv(assets.ENV_CACHE, str(tmp_path / "cache"))
-    for variable in (
-        assets.ENV_OFFLINE_DIR,
-        assets.ENV_NO_DOWNLOAD,
-        assets.ENV_MIRROR,
-        assets.ENV_NLTK_MIRROR,
-        assets.ENV_HF_ENDPOINT,
-        assets.ENV_HF_HUB_ENDPOINT,
-    ):
-        monkeypatch.delenv(variable, raising=False)
-    return tmp_path
 
 
 def _register(

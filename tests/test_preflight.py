@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import time
 from pathlib import Path
 
@@ -32,31 +31,6 @@ def _notebook(folder: Path, name: str, *cells: str) -> Path:
     path = folder / f"{name}.ipynb"
     path.write_text(json.dumps(content), encoding="utf-8")
     return path
-
-
-@pytest.fixture()
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh cache, no offline folder, no mirrors, downloads allowed."""
-    monkeypatch.setenv(assets.ENV_CACHE, str(tmp_path / "cache"))
-    for variable in (
-        assets.ENV_OFFLINE_DIR,
-        assets.ENV_NO_DOWNLOAD,
-        assets.ENV_MIRROR,
-        assets.ENV_NLTK_MIRROR,
-        assets.ENV_HF_ENDPOINT,
-        assets.ENV_HF_HUB_ENDPOINT,
-    ):
-        monkeypatch.delenv(variable, raising=False)
-    return tmp_path
-
-
-@pytest.fixture()
-def refused() -> str:
-    """A local address that refuses connections (nothing listens on the port)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture()
@@ -157,8 +131,8 @@ def test_indirect_uses_in_the_chapters_are_found():
 # --- availability, and the summary when something is missing
 
 
-def test_refused_connections_make_a_missing_asset_with_the_fix(isolated, refused, monkeypatch):
-    _toy(monkeypatch, f"{refused}/toy.txt", f"{refused}/mirror/toy.txt")
+def test_refused_connections_make_a_missing_asset_with_the_fix(isolated, closed_port, monkeypatch):
+    _toy(monkeypatch, f"{closed_port}/toy.txt", f"{closed_port}/mirror/toy.txt")
     chapter = _notebook(isolated, "chapter", 'assets.path("toy")')
     start = time.monotonic()
     checks = assets.preflight([chapter], timeout=2)
@@ -188,10 +162,10 @@ def test_an_answering_source_counts_as_available_and_nothing_is_downloaded(
 
 
 def test_a_blocked_source_with_a_reachable_mirror_is_available(
-    isolated, refused, answering, monkeypatch
+    isolated, closed_port, answering, monkeypatch
 ):
     url, _ = answering
-    _toy(monkeypatch, f"{refused}/toy.txt", f"{url}/mirror/toy.txt")
+    _toy(monkeypatch, f"{closed_port}/toy.txt", f"{url}/mirror/toy.txt")
     checks = assets.preflight([_notebook(isolated, "chapter", 'assets.path("toy")')])
     assert checks[0].available
 
@@ -224,8 +198,8 @@ def test_files_in_the_cache_or_offline_folder_need_no_network(isolated, answerin
     assert requests == []
 
 
-def test_cli_exits_nonzero_with_the_summary(isolated, refused, monkeypatch, capsys):
-    _toy(monkeypatch, f"{refused}/toy.txt")
+def test_cli_exits_nonzero_with_the_summary(isolated, closed_port, monkeypatch, capsys):
+    _toy(monkeypatch, f"{closed_port}/toy.txt")
     chapter = _notebook(isolated, "chapter", 'assets.path("toy")')
     assert assets.main(["preflight", str(chapter), "--timeout", "2"]) == 1
     assert "fetch toy" in capsys.readouterr().err
