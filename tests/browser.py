@@ -37,6 +37,9 @@ CHROMIUM_ARGS = [
 DESKTOP = {"width": 1280, "height": 900}
 MOBILE = {"width": 390, "height": 844}
 TIMEOUT_MS = 20_000  # the longest any single wait may take
+# A full-page screenshot of a very long page (the API reference is over a megabyte of HTML)
+# takes longer than any other single step, on a busy 2-core machine most of all.
+SCREENSHOT_TIMEOUT_MS = 90_000
 MAX_PAGE_BYTES = 3_000_000  # a page's own bytes (theme files and MathJax excluded)
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 WEIGHTS_REPORT = ROOT / "_build" / "page-weights.txt"
@@ -470,14 +473,22 @@ def visit_page(browser: Any, base: str, page_info: Page) -> Visit:
         visit.facts = page.evaluate(FACTS_JS)
         visit.weighed = list(visit.loaded)  # before any click loads more
         (SCREENSHOTS / "desktop").mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=SCREENSHOTS / "desktop" / f"{page_info.slug}.png", full_page=True)
+        page.screenshot(
+            path=SCREENSHOTS / "desktop" / f"{page_info.slug}.png",
+            full_page=True,
+            timeout=SCREENSHOT_TIMEOUT_MS,
+        )
 
         page.set_viewport_size(MOBILE)
         relayout(page)
         visit.mobile = page.evaluate(MOBILE_JS)
         if page_info.front:
             (SCREENSHOTS / "mobile").mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=SCREENSHOTS / "mobile" / f"{page_info.slug}.png", full_page=True)
+            page.screenshot(
+                path=SCREENSHOTS / "mobile" / f"{page_info.slug}.png",
+                full_page=True,
+                timeout=SCREENSHOT_TIMEOUT_MS,
+            )
         page.set_viewport_size(DESKTOP)
         relayout(page)
         page.evaluate("() => { document.documentElement.dataset.theme = 'dark'; }")
