@@ -22,7 +22,7 @@ from llmzero.text.cleaning import clean, normalize
 __all__ = ["BLOCK_TAG", "DROPPED_ELEMENTS", "html_to_text"]
 
 DROPPED_ELEMENTS = ("script", "style", "noscript", "nav", "header", "footer", "aside", "form")
-"""Elements whose whole content is dropped: code, styling and page furniture, not text."""
+"""Elements whose whole content is dropped (code, styling and page furniture, not text)."""
 
 _DROPPED = re.compile(
     r"<(" + "|".join(DROPPED_ELEMENTS) + r")\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL

@@ -14,9 +14,11 @@ most selective first:
 2. ``language``: keep pages whose language is in ``languages`` (:mod:`~llmzero.data.langid`);
 3. ``c4_lines``: drop boilerplate lines, reject placeholder and code pages
    (:func:`~llmzero.data.quality.c4_line_filter`);
-4. ``gopher_repetition`` and 5. ``gopher_quality`` (:mod:`~llmzero.data.quality`);
-6. ``exact_dedup`` and 7. ``near_dedup`` (:mod:`~llmzero.data.dedup`), keeping the first
-   page of each group in crawl order;
+4. ``gopher_repetition``: reject repetitive pages (:mod:`~llmzero.data.quality`);
+5. ``gopher_quality``: reject short, symbol-heavy or stop-word-free pages;
+6. ``exact_dedup``: drop exact copies (:mod:`~llmzero.data.dedup`);
+7. ``near_dedup``: drop near copies (MinHash + LSH), keeping the first page of each group
+   in crawl order;
 8. ``pii``: replace e-mail addresses, phone numbers and IPs (:mod:`~llmzero.data.pii`).
 
 The pipeline reads only each page's ``id``, ``url`` and ``html``: never its ground truth.
@@ -57,7 +59,7 @@ STAGES = (
 """The stages of :func:`run_pipeline`, in the order they run."""
 
 NO_WORD_SPACES = frozenset({"zh", "ja"})
-"""Languages written without spaces between words: Gopher's word rules do not apply."""
+"""Languages written without spaces between words, to which Gopher's word rules do not apply."""
 
 
 class Page(Protocol):

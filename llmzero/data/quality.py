@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
-"""The eight English stop words of Gopher's rule: a page needs at least two of them."""
+"""The eight English stop words of Gopher's rule. A page needs at least two of them."""
 
 POLICY_SUBSTRINGS = (
     "terms of use",
@@ -47,7 +47,7 @@ POLICY_SUBSTRINGS = (
     "use of cookies",
     "use cookies",
 )
-"""C4 drops any line that contains one of these (lower-cased) phrases: site boilerplate."""
+"""Phrases that mark a line as site boilerplate. C4 drops any line that contains one."""
 
 _END_PUNCTUATION = (".", "?", "!", '"', "'")
 _PARAGRAPHS = re.compile(r"\n{2,}")

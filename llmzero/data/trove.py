@@ -310,6 +310,8 @@ class LocalExecutor(LocalPipelineExecutor):
     """
 
     def run(self):  # type: ignore[no-untyped-def]
+        """Run every task (see ``LocalPipelineExecutor.run``) with datatrove's console
+        messages switched off in this process; returns the merged ``PipelineStats``."""
         logger.disable("datatrove")
         try:
             return super().run()
