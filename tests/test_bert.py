@@ -62,6 +62,18 @@ def test_attention_is_bidirectional_every_position_sees_later_tokens() -> None:
         assert not torch.allclose(before[:, position], after[:, position])
 
 
+def test_causal_twin_never_sees_later_tokens() -> None:
+    model = small_model(causal=True)
+    ids = random_ids((2, 8))
+    before = model.encode(ids)
+    for position in range(1, 8):
+        changed = ids.clone()
+        changed[:, position:] = (changed[:, position:] + 1) % VOCAB  # change the future
+        after = model.encode(changed)
+        torch.testing.assert_close(after[:, :position], before[:, :position])
+        assert not torch.allclose(after[:, position], before[:, position])
+
+
 def test_padded_positions_do_not_change_the_real_ones() -> None:
     model = small_model()
     ids = random_ids((2, 10))

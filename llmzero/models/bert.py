@@ -7,7 +7,8 @@ BERT's (Devlin et al., 2019), assembled from the blocks Part III built:
   a LayerNorm (BERT normalises the sum of the three);
 - ``n_layers`` :class:`llmzero.models.transformer.TransformerBlock` blocks with
   **bidirectional** self-attention: every token sees every real token, left and right,
-  and only padding is hidden (``attention_mask``);
+  and only padding is hidden (``attention_mask``). ``causal=True`` gives the blocks GPT's
+  causal mask instead, a twin that differs from BERT only in what each position sees;
 - the **masked-LM head**: a dense layer, GELU and LayerNorm (BERT's "transform"), then the
   token embedding matrix again (**weight tying**) plus one bias per vocabulary entry.
 
@@ -75,6 +76,10 @@ class BertConfig:
     pre_norm: bool = False
     #: The epsilon of every LayerNorm (BERT's is 1e-12).
     layer_norm_eps: float = 1e-12
+    #: Give every block GPT's causal mask (a position sees itself and earlier positions
+    #: only). BERT is ``False``; ``True`` makes a left-to-right twin of the same model, for
+    #: experiments that change nothing but what each position can see.
+    causal: bool = False
 
     def __post_init__(self) -> None:
         if self.d_ff is None:
@@ -179,7 +184,7 @@ class Bert(nn.Module):
         )
         x = self.dropout(self.ln_embedding(x))  # (B, T, C)
         for block in self.blocks:
-            x = block(x, attention_mask=attention_mask)  # (B, T, C): no causal mask
+            x = block(x, attention_mask=attention_mask, causal=self.config.causal)  # (B, T, C)
         return self.ln_final(x)  # (B, T, C)
 
     def mlm_logits(self, hidden: Tensor) -> Tensor:
