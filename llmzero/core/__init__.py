@@ -9,5 +9,5 @@ Math and code that any chapter may need, with no knowledge of text, data sets or
 - :mod:`~llmzero.core.runtime`: choosing a device and seeding a run.
 - :mod:`~llmzero.core.plotting`: the book's figure style and shared plots.
 
-Imports: third-party libraries only; nothing else from :mod:`llmzero`.
+Imports: third-party libraries only; nothing else from ``llmzero``.
 """

@@ -66,11 +66,11 @@ class BertConfig:
     n_heads: int = 4
     #: Transformer blocks.
     n_layers: int = 2
-    #: The hidden width of each feed-forward network (``None``: ``4 * d_model``).
+    #: The hidden width of each feed-forward network (``None`` means ``4 * d_model``).
     d_ff: int | None = None
-    #: Dropout on embeddings, attention weights and residual branches (BERT: 0.1).
+    #: Dropout on embeddings, attention weights and residual branches (0.1 in BERT).
     dropout: float = 0.0
-    #: Segment (token type) ids: 2 for BERT's sentence A / sentence B.
+    #: How many segment (token type) ids there are, 2 in BERT (sentence A, sentence B).
     type_vocab_size: int = 2
     #: Pre-LN blocks and a final LayerNorm (``True``) or BERT's post-LN blocks (``False``).
     pre_norm: bool = False
