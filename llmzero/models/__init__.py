@@ -6,6 +6,7 @@
 - :mod:`~llmzero.models.gpt`: GPT-2, equal to Hugging Face's on the same weights.
 - :mod:`~llmzero.models.llama`: a Llama-style model (RMSNorm, RoPE, SwiGLU, GQA).
 - :mod:`~llmzero.models.seq2seq`: an encoder–decoder with cross-attention.
+- :mod:`~llmzero.models.bert`: a BERT-style encoder with a masked-language-model head.
 - :mod:`~llmzero.models.rnn`: a character-level LSTM language model.
 - :mod:`~llmzero.models.embeddings`: sentence embeddings from a pretrained encoder.
 
