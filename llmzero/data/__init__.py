@@ -1,9 +1,12 @@
-"""Data sets and models on disk, and the pipelines that prepare text (Parts I–IV).
+"""Data sets and models on disk, and the pipelines that prepare text (Parts I–V).
 
 - :mod:`~llmzero.data.assets`: every data set and pretrained model the book uses, fetched
   once, checked by SHA-256 and cached, or read from an offline folder.
 - :mod:`~llmzero.data.corpora`: the labelled corpora (sentence polarity, movie reviews)
   as tables, and the book's fixed train/validation/test split.
+- :mod:`~llmzero.data.instructions`: the offline instruction set Part V tunes and scores
+  models on (shipped with a held-out test split), with preference pairs and
+  multiple-choice items derived from it.
 
 Part IV's pretraining-data pipeline, built in the chapter *Data at scale*:
 
