@@ -151,15 +151,15 @@ def test_training_flops_match_the_flop_counter_for_the_matrix_products() -> None
     # and 12 L d T per token for attention, where the counter charges the backward pass 10
     # T^2-sized products instead of 8 (it includes the recomputation of the scores).
     vectors = sum(p.numel() for p in model.parameters() if p.dim() == 1)
-    formula = pretrain.training_flops_per_token(config, seq) * tokens
+    formula = pretrain.palm_flops_per_token(config, seq) * tokens
     assert formula == 6 * (matrices + vectors) * tokens + 12 * n_layer * d * seq * tokens
     assert attention == 14 * n_layer * d * seq * tokens
 
 
-def test_training_flops_per_token_of_gpt2_small() -> None:
+def test_palm_flops_per_token_of_gpt2_small() -> None:
     config = GPTConfig()  # GPT-2 small: 124,439,808 parameters, 1024 x 768 of them in wpe
     n_params = 124_439_808 - config.block_size * config.n_embd
-    assert pretrain.training_flops_per_token(config) == 6 * n_params + 12 * 12 * 768 * 1024
+    assert pretrain.palm_flops_per_token(config) == 6 * n_params + 12 * 12 * 768 * 1024
 
 
 def test_measure_matmul_flops_is_positive_and_finite() -> None:

@@ -10,7 +10,7 @@ first and then checks that these versions give the same numbers:
 - :func:`evaluate_bits_per_byte` and :func:`bits_per_byte`: validation loss in bits per
   byte of text, a unit that does not depend on the tokenizer, so models with different
   vocabularies (and gzip) can be compared;
-- :func:`training_flops_per_token`, :func:`measure_matmul_flops` and
+- :func:`palm_flops_per_token`, :func:`measure_matmul_flops` and
   :func:`model_flops_utilization`: how much of the machine's arithmetic a run uses (MFU).
 
 Usage::
@@ -42,7 +42,7 @@ __all__ = [
     "get_batch",
     "measure_matmul_flops",
     "model_flops_utilization",
-    "training_flops_per_token",
+    "palm_flops_per_token",
 ]
 
 
@@ -178,7 +178,7 @@ def evaluate_bits_per_byte(
     return total_nats / (total_bytes * math.log(2))
 
 
-def training_flops_per_token(config: GPTConfig, seq_len: int | None = None) -> int:
+def palm_flops_per_token(config: GPTConfig, seq_len: int | None = None) -> int:
     """FLOPs to train a :class:`~llmzero.models.gpt.GPT` on one token (forward + backward).
 
     ``6 N + 12 L d T``, the estimate of Chowdhery et al. (2022, PaLM, appendix B) that
@@ -187,6 +187,9 @@ def training_flops_per_token(config: GPTConfig, seq_len: int | None = None) -> i
     tied LM head), each costing 2 FLOPs per token forward and 4 backward; the second term
     is attention's scores and weighted sums over ``T`` positions (``seq_len``, default the
     context window). LayerNorms, GELUs and the softmax are left out: they are cheap.
+
+    This is the quick estimate used for MFU; the chapter *Scaling* counts every matrix
+    product exactly, layer by layer, in :func:`llmzero.training.scaling.training_flops_per_token`.
     """
     seq_len = config.block_size if seq_len is None else seq_len
     parts = parameter_breakdown(config)
