@@ -244,7 +244,8 @@ class GPT(nn.Module):
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
-        """GPT-2's initialisation: N(0, 0.02) weights, zero biases, LayerNorm at identity."""
+        """nanoGPT's version of GPT-2's initialisation: N(0, 0.02) weights and embeddings, zero
+        biases, LayerNorm at identity (GPT-2's released code used std 0.01 for ``wpe``)."""
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
         if isinstance(module, nn.Linear) and module.bias is not None:
