@@ -32,8 +32,6 @@ PENDING: dict[str, str] = {
     "chapters/01-foundations/05-optimization": OTHER_HELPER,
     "chapters/03-transformer/03-gpt-from-scratch": OTHER_HELPER,
     "chapters/03-transformer/06-modern-llm": OTHER_HELPER,
-    # Being fixed on branch e13b (time line and/or a second self-checking exercise):
-    "chapters/03-transformer/05-encoders-and-seq2seq": "being fixed",
 }
 
 # A paragraph such as "*Time:* about 60 minutes to read, 2 minutes to run on 2 CPU cores."
