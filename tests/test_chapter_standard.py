@@ -26,13 +26,7 @@ from conftest import ROOT, source_of
 # Chapters that do not meet the standard yet, each with the reason; the integrator empties
 # this list as the fixes land. A chapter here is skipped, not expected to fail: remove it as
 # soon as it passes (test_pending_chapters_still_need_the_fix says when).
-OTHER_HELPER = "its time line and exercises come from the other issue-13 helper"
-PENDING: dict[str, str] = {
-    "chapters/01-foundations/03-probability-information": OTHER_HELPER,
-    "chapters/01-foundations/05-optimization": OTHER_HELPER,
-    "chapters/03-transformer/03-gpt-from-scratch": OTHER_HELPER,
-    "chapters/03-transformer/06-modern-llm": OTHER_HELPER,
-}
+PENDING: dict[str, str] = {}
 
 # A paragraph such as "*Time:* about 60 minutes to read, 2 minutes to run on 2 CPU cores."
 # (it may wrap over several lines, say "to read and", and add a remark after the cores).
