@@ -210,6 +210,18 @@ def test_finetune_lowers_the_loss_and_predicts_the_training_labels():
     assert not model.training
 
 
+def test_the_first_steps_of_a_longer_schedule_repeat_the_full_run():
+    batches = make_batches(tiny_tokenizer(), TEXTS, LABELS, batch_size=2, max_length=16, seed=0)
+    full = finetune(tiny_classifier(), batches, lr=1e-3, warmup_steps=2, seed=0)
+    first = finetune(
+        tiny_classifier(), batches[:3], lr=1e-3, warmup_steps=2, total_steps=len(batches), seed=0
+    )
+    assert first.losses == full.losses[:3]
+    assert first.learning_rates == full.learning_rates[:3]
+    with pytest.raises(ValueError, match="total_steps"):
+        finetune(tiny_classifier(), batches, lr=1e-3, total_steps=2)
+
+
 def test_finetune_is_reproducible_with_a_seed_and_clips_gradients():
     batches = make_batches(tiny_tokenizer(), TEXTS, LABELS, batch_size=4, max_length=16, seed=0)
     first, second = tiny_classifier(), tiny_classifier()

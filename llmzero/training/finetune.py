@@ -347,6 +347,7 @@ def finetune(
     warmup_steps: int = 0,
     max_grad_norm: float = 1.0,
     epochs: int = 1,
+    total_steps: int | None = None,
     seed: int | None = None,
     device: torch.device | str | None = None,
 ) -> FinetuneLog:
@@ -365,6 +366,9 @@ def finetune(
         warmup_steps: steps of linear warm-up; then linear decay to 0 at the last step.
         max_grad_norm: the largest gradient norm allowed (``math.inf`` turns clipping off).
         epochs: passes over ``batches``.
+        total_steps: the length of the learning-rate schedule; by default
+            ``len(batches) * epochs``. A larger value runs only the first steps of a longer
+            run (same learning rates), e.g. to check them against another implementation.
         seed: if given, :func:`~llmzero.core.runtime.seed_everything` right before the
             first step, so that dropout draws the same masks as another run seeded alike.
         device: where to train; by default the device of the model's first parameter.
@@ -377,7 +381,11 @@ def finetune(
     if device is None:
         device = next(model.parameters()).device
     model.to(device)
-    total_steps = len(batches) * epochs
+    steps = len(batches) * epochs
+    if total_steps is None:
+        total_steps = steps
+    elif total_steps < steps:
+        raise ValueError(f"total_steps ({total_steps}) is less than the {steps} steps to run.")
     optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr)
     schedule = linear_warmup_schedule(optimizer, warmup_steps, total_steps)
     trainable = [p for p in model.parameters() if p.requires_grad]
