@@ -86,6 +86,16 @@ def test_classifier_logits_are_the_head_on_mean_pooled_states():
     assert "loss" not in model(batch["input_ids"], batch["attention_mask"])
 
 
+def test_classifier_drops_the_unused_pooler_from_its_parameters():
+    model = tiny_classifier()
+    assert model.encoder.pooler is None
+    assert not any("pooler" in name for name, _ in model.named_parameters())
+    blocks = sum(p.numel() for p in model.encoder.encoder.parameters())
+    embeddings = sum(p.numel() for p in model.encoder.embeddings.parameters())
+    head = sum(p.numel() for p in model.head.parameters())
+    assert count_parameters(model) == blocks + embeddings + head
+
+
 def test_padding_does_not_change_a_texts_logits():
     model = tiny_classifier().eval()
     tokenizer = tiny_tokenizer()

@@ -109,6 +109,10 @@ class EncoderClassifier(nn.Module):
 
     Parameter names start with ``encoder.`` or ``head.``, e.g.
     ``encoder.encoder.layer.5.output.dense.weight`` for the last block of MiniLM.
+
+    BERT's ``pooler`` (a layer on the ``[CLS]`` vector) is not used by mean pooling; if the
+    encoder has one, it is removed (``encoder.pooler = None``), so that its weights are not
+    counted, or handed to the optimizer, as trainable parameters that never get a gradient.
     """
 
     def __init__(
@@ -126,6 +130,8 @@ class EncoderClassifier(nn.Module):
                 raise ValueError(
                     "could not read encoder.config.hidden_size; pass hidden_size= explicitly."
                 )
+        if getattr(encoder, "pooler", None) is not None:
+            encoder.pooler = None  # unused: we pool by the mean, not through [CLS]
         self.encoder = encoder
         self.head = ClassificationHead(int(hidden_size), num_labels, dropout)
 
