@@ -197,3 +197,14 @@ def test_merge_state_errors() -> None:
     layer.merge()
     with pytest.raises(RuntimeError, match="already merged"):
         layer.merge()
+
+
+def test_in_float64_merged_equals_unmerged_to_rounding() -> None:
+    model, ids = tiny_llama(dtype=torch.float64), token_ids()
+    lora.inject_lora(model, TARGETS, rank=4, alpha=8)
+    randomize_b(model)
+    assert next(layer for _, layer in lora.lora_layers(model)).lora_A.dtype == torch.float64
+    with torch.no_grad():
+        unmerged = model(ids).logits
+        lora.merge_lora(model)
+        assert (model(ids).logits - unmerged).abs().max() <= 1e-12
