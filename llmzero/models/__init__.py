@@ -9,6 +9,7 @@
 - :mod:`~llmzero.models.bert`: a BERT-style encoder with a masked-language-model head.
 - :mod:`~llmzero.models.rnn`: a character-level LSTM language model.
 - :mod:`~llmzero.models.embeddings`: sentence embeddings from a pretrained encoder.
+- :mod:`~llmzero.models.lora`: LoRA adapters for the linear layers of any model.
 
 Imports: :mod:`llmzero.core`, :mod:`llmzero.text` and :mod:`llmzero.data`.
 """
