@@ -10,6 +10,8 @@ training and alignment losses (Parts I–V).
 - :mod:`~llmzero.training.scaling`: FLOP and memory arithmetic, scaling-law fits.
 - :mod:`~llmzero.training.pretrain`: the pretraining recipe's reusable pieces (optimizer
   groups, batches from token shards, bits per byte, FLOPs and MFU).
+- :mod:`~llmzero.training.sft`: supervised fine-tuning on chats (templates, the
+  assistant-only loss mask, padding and packing, the SFT step, greedy exact-match scoring).
 
 Imports: any lower layer (:mod:`llmzero.models`, :mod:`llmzero.data`, :mod:`llmzero.text`,
 :mod:`llmzero.core`); never :mod:`llmzero.evaluation` or :mod:`llmzero.book`.
