@@ -61,6 +61,23 @@ def test_byte_tokenizer_round_trips_and_keeps_special_tokens_whole() -> None:
         TOKENIZER.decode([TOKENIZER.vocab_size])
 
 
+def test_bpe_chat_tokenizer_splits_digits_and_round_trips() -> None:
+    text = " ".join(e.prompt + " " + e.response for e in EXAMPLES) * 20
+    tokenizer = sft.BPEChatTokenizer.train(text, vocab_size=300)
+    assert tokenizer.vocab_size == 300 + len(tokenizer.special_tokens)
+    assert tokenizer.pad_id == tokenizer.vocab_size - 1
+    ids = tokenizer.encode("<|user|>What is 47 + 38?<|end|><|assistant|>85<|end|>")
+    assert tokenizer.decode(ids) == "<|user|>What is 47 + 38?<|end|><|assistant|>85<|end|>"
+    pieces = [tokenizer.decode([i]) for i in tokenizer.encode("12345 + 85")]
+    assert all(sum(ch.isdigit() for ch in piece) <= 1 for piece in pieces)  # one digit a token
+    chat = sft.tokenize_chat(sft.instruction_messages(EXAMPLES[2]), sft.BOOK_TEMPLATE, tokenizer)
+    assert tokenizer.decode(chat.input_ids) == sft.BOOK_TEMPLATE.render(
+        sft.instruction_messages(EXAMPLES[2])
+    )
+    with pytest.raises(ValueError, match="exceed"):
+        sft.BPEChatTokenizer.train(text, vocab_size=100)
+
+
 def test_tokenized_chat_equals_encoding_the_rendered_text() -> None:
     for example in EXAMPLES:
         messages = sft.instruction_messages(example)
@@ -287,8 +304,11 @@ def test_cached_batched_greedy_equals_one_prompt_at_a_time() -> None:
         assert output == _naive_greedy(model, prompt, 12)
     with pytest.raises(ValueError, match="block_size"):
         sft.greedy_generate(model, prompts, 1000, TOKENIZER.end_id, TOKENIZER.pad_id)
-    with pytest.raises(ValueError, match="pad_id"):
-        sft.greedy_generate(model, [[TOKENIZER.pad_id]], 3, TOKENIZER.end_id, TOKENIZER.pad_id)
+    with pytest.raises(ValueError, match="empty"):
+        sft.greedy_generate(model, [[]], 3, TOKENIZER.end_id, TOKENIZER.pad_id)
+    # A pad id that also occurs in prompts (SmolLM2 pads with <|im_end|>) changes nothing.
+    same = sft.greedy_generate(model, prompts, 12, TOKENIZER.end_id, prompts[0][-2])
+    assert same == outputs
 
 
 def test_a_model_trained_on_the_examples_answers_them_exactly() -> None:

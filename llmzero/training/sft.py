@@ -48,11 +48,14 @@ from torch import Tensor, nn
 
 from llmzero.data.instructions import Instruction, is_correct
 from llmzero.models.gpt import GPT
+from llmzero.text import bpe
 
 __all__ = [
     "BOOK_TEMPLATE",
+    "DIGIT_SPLIT_PATTERN",
     "IGNORE_INDEX",
     "SMOLLM2_TEMPLATE",
+    "BPEChatTokenizer",
     "ByteChatTokenizer",
     "ChatTemplate",
     "Prediction",
@@ -178,19 +181,29 @@ class ByteChatTokenizer:
     ``<|assistant|>``, ``<|end|>`` and ``<|pad|>``, so :attr:`vocab_size` is 261. Every
     text has a representation (no unknown token), digits are single tokens, and nothing
     needs training; the price is long sequences, especially for Chinese (3 bytes a
-    character).
+    character). :class:`BPEChatTokenizer` puts a trained BPE underneath instead.
     """
 
     special_tokens = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|pad|>")
 
     def __init__(self) -> None:
-        self.special_ids = {token: 256 + index for index, token in enumerate(self.special_tokens)}
+        base = self._base_size()
+        self.special_ids = {token: base + index for index, token in enumerate(self.special_tokens)}
         self._split = re.compile("(" + "|".join(map(re.escape, self.special_tokens)) + ")")
+
+    def _base_size(self) -> int:
+        return 256
+
+    def _encode_text(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def _decode_bytes(self, ids: Sequence[int]) -> bytes:
+        return bytes(ids)
 
     @property
     def vocab_size(self) -> int:
-        """256 bytes plus the special tokens."""
-        return 256 + len(self.special_tokens)
+        """The ordinary tokens plus the special tokens."""
+        return self._base_size() + len(self.special_tokens)
 
     @property
     def end_id(self) -> int:
@@ -203,33 +216,73 @@ class ByteChatTokenizer:
         return self.special_ids["<|pad|>"]
 
     def encode(self, text: str) -> list[int]:
-        """Special tokens written in ``text`` become their ids; everything else its UTF-8 bytes."""
+        """Special tokens written in ``text`` become their ids; the rest is encoded as text."""
         ids: list[int] = []
         for piece in self._split.split(text):
             if piece in self.special_ids:
                 ids.append(self.special_ids[piece])
-            else:
-                ids.extend(piece.encode("utf-8"))
+            elif piece:
+                ids.extend(self._encode_text(piece))
         return ids
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids``; special tokens are written out, broken UTF-8 becomes ``\ufffd``."""
         names = {index: token for token, index in self.special_ids.items()}
-        text, pending = [], bytearray()
+        base = self._base_size()
+        text, pending = [], []
         for index in ids:
             index = int(index)
-            if 0 <= index < 256:
+            if 0 <= index < base:
                 pending.append(index)
                 continue
             if index not in names:
                 raise ValueError(
                     f"id {index} is outside the vocabulary (0..{self.vocab_size - 1})."
                 )
-            text.append(pending.decode("utf-8", errors="replace"))
+            text.append(self._decode_bytes(pending).decode("utf-8", errors="replace"))
             text.append(names[index])
-            pending = bytearray()
-        text.append(pending.decode("utf-8", errors="replace"))
+            pending = []
+        text.append(self._decode_bytes(pending).decode("utf-8", errors="replace"))
         return "".join(text)
+
+
+#: GPT-2's pre-tokenization pattern with numbers cut into single digits, so that no merge
+#: ever joins two digits: every number is written digit by digit, as Llama's tokenizer does.
+DIGIT_SPLIT_PATTERN = bpe.GPT2_SPLIT_PATTERN.replace(r" ?\d+", r" ?\d")
+
+
+class BPEChatTokenizer(ByteChatTokenizer):
+    """:class:`ByteChatTokenizer` with a trained byte-level BPE
+    (:class:`llmzero.text.bpe.BPETokenizer`) underneath: ids ``0..V-1`` are the BPE's
+    tokens, the same special tokens follow. Sequences are several times shorter than
+    bytes, so a small model sees more examples for the same compute.
+
+    :meth:`train` learns the BPE on some text with :data:`DIGIT_SPLIT_PATTERN`.
+    """
+
+    def __init__(self, tokenizer: bpe.BPETokenizer) -> None:
+        if not isinstance(tokenizer, bpe.BPETokenizer):
+            raise TypeError(
+                f"expected an llmzero.text.bpe.BPETokenizer, got {type(tokenizer).__name__}."
+            )
+        self.bpe = tokenizer
+        super().__init__()
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int) -> BPEChatTokenizer:
+        """Train a BPE of ``vocab_size`` tokens (bytes included) on ``text``."""
+        if vocab_size <= bpe.N_BYTES:
+            raise ValueError(f"vocab_size must exceed the {bpe.N_BYTES} bytes, got {vocab_size}.")
+        return cls(bpe.train(text, vocab_size=vocab_size, pattern=DIGIT_SPLIT_PATTERN))
+
+    def _base_size(self) -> int:
+        return self.bpe.vocab_size
+
+    def _encode_text(self, text: str) -> list[int]:
+        return self.bpe.encode(text)
+
+    def _decode_bytes(self, ids: Sequence[int]) -> bytes:
+        return self.bpe.decode_bytes(ids)
 
 
 class _HFCodec:
@@ -563,8 +616,9 @@ def _gpt_greedy(
     ids = torch.full((len(prompts), longest), pad_id, dtype=torch.long)
     for row, prompt in enumerate(prompts):
         ids[row, longest - len(prompt) :] = torch.tensor(list(prompt))
-    ids = ids.to(device)
-    real = ids != pad_id  # (B, P); prompts never contain the pad token
+    lengths = torch.tensor([len(prompt) for prompt in prompts])
+    real = torch.arange(longest)[None, :] >= (longest - lengths)[:, None]  # (B, P): not padding
+    ids, real = ids.to(device), real.to(device)
     positions = (real.long().cumsum(dim=1) - 1).clamp(min=0)  # (B, P)
     documents = torch.where(real, 0, -1)  # pads are their own "document"
     mask = _attention_mask(positions, documents)  # (B, 1, P, P)
@@ -591,13 +645,11 @@ def _gpt_greedy(
         next_position = next_position + 1
         for index, block in enumerate(transformer.h):
             x, cache[index] = _gpt_block(block, x, keys_real, cache[index], False)
-    return [_until_stop(row.tolist(), stop_id, pad_id) for row in outputs.cpu()]
+    return [_until_stop(row.tolist(), stop_id) for row in outputs.cpu()]
 
 
-def _until_stop(ids: list[int], stop_id: int, pad_id: int) -> list[int]:
-    if stop_id in ids:
-        ids = ids[: ids.index(stop_id)]
-    return [token for token in ids if token != pad_id]
+def _until_stop(ids: list[int], stop_id: int) -> list[int]:
+    return ids[: ids.index(stop_id)] if stop_id in ids else ids
 
 
 @torch.no_grad()
@@ -619,8 +671,6 @@ def greedy_generate(
         raise ValueError("need at least one prompt, and no prompt may be empty.")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
-    if any(pad_id in prompt for prompt in prompts):
-        raise ValueError(f"prompts must not contain pad_id={pad_id}.")
     was_training = model.training
     model.eval()
     try:
@@ -641,7 +691,7 @@ def greedy_generate(
             eos_token_id=stop_id,
             pad_token_id=pad_id,
         )
-        return [_until_stop(row.tolist(), stop_id, pad_id) for row in out[:, longest:].cpu()]
+        return [_until_stop(row.tolist(), stop_id) for row in out[:, longest:].cpu()]
     finally:
         model.train(was_training)
 
