@@ -106,7 +106,7 @@ class ChatTemplate:
 
     @property
     def generation_prompt(self) -> str:
-        """The text that opens the assistant's turn: what inference appends to the prompt."""
+        """The text that opens the assistant's turn, which inference appends to the prompt."""
         return self.message_start.format(role="assistant")
 
     def render(
@@ -130,7 +130,8 @@ class ChatTemplate:
 
 
 BOOK_TEMPLATE = ChatTemplate(message_start="<|{role}|>", stop="<|end|>")
-"""The book's template for its small GPT: ``<|user|>What is 2 + 3?<|end|><|assistant|>5<|end|>``."""
+"""The book's template for its small GPT, which writes a question and its answer as
+``<|user|>What is 2 + 3?<|end|><|assistant|>5<|end|>``."""
 
 SMOLLM2_TEMPLATE = ChatTemplate(
     message_start="<|im_start|>{role}\n",
@@ -257,7 +258,8 @@ class BPEChatTokenizer(ByteChatTokenizer):
     tokens, the same special tokens follow. Sequences are several times shorter than
     bytes, so a small model sees more examples for the same compute.
 
-    :meth:`train` learns the BPE on some text with :data:`DIGIT_SPLIT_PATTERN`.
+    :meth:`train` learns the BPE on some text with ``DIGIT_SPLIT_PATTERN`` (GPT-2's
+    pre-tokenizer with numbers cut into single digits).
     """
 
     def __init__(self, tokenizer: bpe.BPETokenizer) -> None:
