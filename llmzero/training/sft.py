@@ -5,7 +5,8 @@ and evaluation chapters:
 
 - **chat templates** (:class:`ChatTemplate`): how a conversation becomes one token
   sequence. :data:`BOOK_TEMPLATE` is the book's own, for its small GPT with a byte-level
-  vocabulary (:class:`ByteChatTokenizer`); :data:`SMOLLM2_TEMPLATE` is ChatML as SmolLM2
+  vocabulary (:class:`ByteChatTokenizer`) or a BPE trained with digits kept apart
+  (:class:`BPEChatTokenizer`); :data:`SMOLLM2_TEMPLATE` is ChatML as SmolLM2
   uses it, and :func:`tokenize_chat` reproduces ``tokenizer.apply_chat_template``'s ids;
 - the **loss mask**: :func:`tokenize_chat` labels only the assistant's tokens (its reply
   and the token that ends it); every other label is :data:`IGNORE_INDEX` (-100);
@@ -23,12 +24,17 @@ Usage::
 
     from llmzero.training import sft
 
-    tokenizer = sft.ByteChatTokenizer()
-    examples = [sft.tokenize_chat(sft.instruction_messages(e), sft.BOOK_TEMPLATE, tokenizer)
-                for e in train]
-    batch = sft.pad_collate(examples, pad_id=tokenizer.pad_id)
-    loss = sft.sft_step(model, optimizer, batch)
-    predictions = sft.evaluate_exact_match(model, test, sft.BOOK_TEMPLATE, tokenizer)
+    tokenizer = sft.BPEChatTokenizer.train(text, vocab_size=1024)  # or ByteChatTokenizer()
+    chats = [sft.tokenize_chat(sft.instruction_messages(e), sft.BOOK_TEMPLATE, tokenizer)
+             for e in train]
+    batch = sft.pack_collate(chats[:16], block_size=128, pad_id=tokenizer.pad_id)
+    loss = sft.sft_step(model, optimizer, batch)          # model: GPT or a Hugging Face LM
+    predictions = sft.evaluate_exact_match(
+        model, test, sft.BOOK_TEMPLATE, tokenizer, tokenizer.end_id, tokenizer.pad_id)
+    scores = sft.accuracy_by_task(predictions)            # {"addition": 0.03, ..., "all": ...}
+
+For SmolLM2: ``sft.SMOLLM2_TEMPLATE`` with ``sft.hf_codec(hf_tokenizer)``, and
+``pad_collate`` (packed rows are supported for the book's GPT only).
 
 Labels follow Hugging Face's convention: ``labels`` is aligned with ``input_ids`` and the
 loss shifts them, so the logits at position ``t`` are scored against ``labels[t + 1]``.
