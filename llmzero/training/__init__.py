@@ -13,6 +13,9 @@ training and alignment losses (Parts I–V).
 - :mod:`~llmzero.training.finetune`: fine-tuning a pretrained encoder for classification
   (mean-pooling head, freezing, the plain loop that ``transformers.Trainer`` matches).
 
+- :mod:`~llmzero.training.sft`: supervised fine-tuning on chats (templates, the
+  assistant-only loss mask, padding and packing, the SFT step, greedy exact-match scoring).
+
 Imports: any lower layer (:mod:`llmzero.models`, :mod:`llmzero.data`, :mod:`llmzero.text`,
 :mod:`llmzero.core`); never :mod:`llmzero.evaluation` or :mod:`llmzero.book`.
 """
