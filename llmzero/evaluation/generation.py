@@ -98,8 +98,9 @@ def tokenize_rouge(text: str, stemmer: Callable[[str], str] | None = None) -> li
     return [token for token in tokens if token]
 
 
-def ngram_counts(tokens: Sequence[str], n: int) -> Counter[tuple[str, ...]]:
-    """How often each ``n``-gram (a tuple of ``n`` consecutive tokens) occurs in ``tokens``."""
+def ngram_counts(tokens: Sequence[str], n: int) -> dict[tuple[str, ...], int]:
+    """How often each ``n``-gram (a tuple of ``n`` consecutive tokens) occurs in ``tokens``
+    (a ``collections.Counter``, so missing n-grams count 0)."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}.")
     return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
