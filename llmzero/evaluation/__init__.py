@@ -2,6 +2,11 @@
 
 - :mod:`~llmzero.evaluation.metrics`: accuracy, precision, recall, F1, confusion matrices
   and precision–recall curves, each checked against scikit-learn.
+- :mod:`~llmzero.evaluation.generation`: BLEU and ROUGE from scratch (equal to sacrebleu and
+  rouge-score) and n-gram overlap for contamination checks.
+- :mod:`~llmzero.evaluation.lm`: perplexity windows and multiple-choice scoring by
+  log-probability, for the book's models and Hugging Face causal LMs.
+- :mod:`~llmzero.evaluation.bootstrap`: percentile bootstrap confidence intervals.
 
 Imports: any lower layer (:mod:`llmzero.models`, :mod:`llmzero.data`, :mod:`llmzero.text`,
 :mod:`llmzero.core`); never :mod:`llmzero.training` or :mod:`llmzero.book`.
