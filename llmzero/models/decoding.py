@@ -270,7 +270,10 @@ def make_processors(
             processors.append(TopP(top_p))
     else:  # still check the values, so a typo does not pass silently
         if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}.")
+            raise ValueError(
+                f"temperature must be > 0, got {temperature}; greedy decoding ignores it, "
+                "so leave it at 1.0."
+            )
         if top_p is not None:
             TopP(top_p)
         if top_k is not None:
