@@ -328,3 +328,58 @@ def test_flop_counter_counts_attention_on_the_cpu() -> None:
     matrices = 2 * seq * config.n_layer * 12 * d * d + 2 * seq * d * config.vocab_size
     attention = config.n_layer * 4 * seq * seq * d  # q k^T and weights @ v, full T x T
     assert counter.get_total_flops() == matrices + attention
+
+
+# -- KV cache -----------------------------------------------------------------------------
+
+
+def test_kv_cache_chunks_give_the_logits_of_one_full_pass() -> None:
+    from llmzero.models.decoding import KVCache
+
+    model = small_gpt(seed=3)
+    idx = torch.randint(0, 50, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        full, _ = model(idx)  # (2, 16, V)
+        cache = KVCache()
+        parts = [model(idx[:, :6], cache=cache)[0], model(idx[:, 6:11], cache=cache)[0]]
+        parts += [model(idx[:, t : t + 1], cache=cache)[0] for t in range(11, 16)]
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
+    # (B, H, T, D): GPT-2 caches every head's keys and values
+    assert cache.keys[0].shape == (2, model.config.n_head, 16, 16)
+    assert cache.nbytes() == 2 * model.config.n_layer * 2 * 16 * model.config.n_embd * 4
+
+
+def test_generation_with_kv_cache_equals_generation_without() -> None:
+    model = small_gpt(seed=4)
+    prompt = torch.randint(0, 50, (3, 5), generator=torch.Generator().manual_seed(0))
+    for options in ({"temperature": 0}, {"temperature": 0.9, "top_k": 10}):
+        runs = [
+            model.generate(
+                prompt,
+                12,
+                generator=torch.Generator().manual_seed(5),
+                use_cache=use_cache,
+                **options,
+            )
+            for use_cache in (False, True)
+        ]
+        assert torch.equal(runs[0], runs[1]), options
+
+
+def test_cached_generation_runs_past_block_size_like_uncached() -> None:
+    model = small_gpt(seed=6)
+    prompt = torch.zeros(1, 3, dtype=torch.long)
+    steps = 2 * model.config.block_size
+    cached = model.generate(prompt, steps, temperature=0, use_cache=True)
+    assert torch.equal(cached, model.generate(prompt, steps, temperature=0))
+
+
+def test_forward_with_a_full_cache_raises_value_error() -> None:
+    from llmzero.models.decoding import KVCache
+
+    model = small_gpt()
+    cache = KVCache()
+    with torch.no_grad():
+        model(torch.zeros(1, model.config.block_size, dtype=torch.long), cache=cache)
+        with pytest.raises(ValueError, match="cached"):
+            model(torch.zeros(1, 1, dtype=torch.long), cache=cache)

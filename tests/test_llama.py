@@ -396,3 +396,52 @@ def test_rope_scaling_from_a_config_json_dict() -> None:
 def test_config_rejects_kv_heads_that_do_not_divide_heads() -> None:
     with pytest.raises(ValueError, match="n_kv_head"):
         tiny_config(n_head=4, n_kv_head=3)
+
+
+# -- KV cache ------------------------------------------------------------------------------
+
+
+def test_kv_cache_chunks_give_the_logits_of_one_full_pass() -> None:
+    from llmzero.models.decoding import KVCache
+
+    torch.manual_seed(0)
+    model = Llama(tiny_config()).eval()
+    idx = torch.randint(0, 97, (2, 14))
+    with torch.no_grad():
+        full = model(idx)  # (2, 14, V)
+        cache = KVCache()
+        parts = [model(idx[:, :4], cache=cache), model(idx[:, 4:10], cache=cache)]
+        parts += [model(idx[:, t : t + 1], cache=cache) for t in range(10, 14)]
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
+    # (B, K, T, D): grouped-query attention caches the 2 key/value heads, not the 4 query heads
+    assert cache.keys[0].shape == (2, 2, 14, 8)
+    assert cache.nbytes() == kv_cache_bytes(model.config, 14, batch_size=2, bytes_per_value=4)
+
+
+def test_generation_with_kv_cache_equals_generation_without() -> None:
+    torch.manual_seed(1)
+    model = Llama(tiny_config(rope_theta=10000.0))
+    idx = torch.randint(0, 97, (2, 5))
+    for settings in ({"temperature": 0.0}, {"temperature": 1.1, "top_k": 20}):
+        runs = [
+            model.generate(
+                idx, 10, generator=torch.Generator().manual_seed(2), use_cache=use_cache, **settings
+            )
+            for use_cache in (False, True)
+        ]
+        assert torch.equal(runs[0], runs[1]), settings
+    long_run = [
+        model.generate(idx[:1], 70, temperature=0.0, use_cache=use_cache)
+        for use_cache in (False, True)
+    ]  # past block_size (64): the cached run re-runs the last 64 tokens, as the uncached does
+    assert torch.equal(long_run[0], long_run[1])
+
+
+@pytest.mark.slow
+def test_real_smollm2_cached_greedy_generation_equals_uncached() -> None:
+    from llmzero.data import assets
+
+    model = Llama.from_hf(assets.hf_model("SmolLM2-135M-Instruct"))
+    idx = torch.tensor([[1, 504, 3575, 282, 4649, 314]])  # a short prompt
+    cached = model.generate(idx, 12, temperature=0.0, use_cache=True)
+    assert torch.equal(cached, model.generate(idx, 12, temperature=0.0))

@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from llmzero.models.decoding import KVCache
+
 __all__ = ["GPT", "MLP", "Block", "CausalSelfAttention", "GPTConfig", "parameter_breakdown"]
 
 
@@ -163,7 +165,10 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout  # on the attention weights, inside the fused kernel
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
+        """``x``: ``(B, T, C)``. With a :class:`~llmzero.models.decoding.KVCache`, the keys
+        and values of ``x`` are appended to layer ``layer``'s and attention runs over all
+        of them: ``x`` holds only the new positions, which come after the cached ones."""
         batch, seq, channels = x.shape  # (B, T, C)
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # each (B, T, C)
         head_size = channels // self.n_head
@@ -171,10 +176,23 @@ class CausalSelfAttention(nn.Module):
         q = q.view(batch, seq, self.n_head, head_size).transpose(1, 2)  # (B, H, T, D)
         k = k.view(batch, seq, self.n_head, head_size).transpose(1, 2)  # (B, H, T, D)
         v = v.view(batch, seq, self.n_head, head_size).transpose(1, 2)  # (B, H, T, D)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)  # (B, H, past + T, D): the history as well
+        past = k.shape[2] - seq  # positions before the first query
         # softmax(q k^T / sqrt(D) with the future masked) v, in one fused PyTorch kernel: the
         # same function as Part III's step-by-step attention (see the class docstring).
+        # is_causal aligns its mask to the top left, right only without a history; one new
+        # query may see every key; several new queries need the mask shifted by `past`.
+        mask = None
+        if past > 0 and seq > 1:
+            mask = torch.ones(seq, past + seq, dtype=torch.bool, device=x.device).tril(past)
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=past == 0,
         )  # (B, H, T, D)
         y = y.transpose(1, 2).contiguous()  # (B, T, H, D)
         y = y.view(batch, seq, channels)  # (B, T, C): the heads' outputs side by side
@@ -206,8 +224,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln_1(x))  # (B, T, C): tokens exchange information
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer)  # (B, T, C): tokens exchange information
         x = x + self.mlp(self.ln_2(x))  # (B, T, C): each token is processed on its own
         return x
 
@@ -262,27 +280,35 @@ class GPT(nn.Module):
             total -= self.transformer.wte.weight.numel() + self.transformer.wpe.weight.numel()
         return total
 
-    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self, idx: Tensor, targets: Tensor | None = None, cache: KVCache | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         """Logits for every position of ``idx`` (``(B, T)`` token ids), and the loss if asked.
 
-        Raises ``ValueError`` if ``T`` is longer than ``config.block_size``: there is no
-        position embedding for position ``block_size`` or later.
+        With a :class:`~llmzero.models.decoding.KVCache` (empty for the first call), ``idx``
+        holds only the tokens after the cached ones: they get positions ``past, past + 1,
+        ...``, their keys and values are added to the cache, and the logits are those of
+        the new positions. Raises ``ValueError`` if the cached and new tokens together are
+        longer than ``config.block_size``: there is no position embedding for position
+        ``block_size`` or later.
         """
         if idx.dim() != 2:
             raise ValueError(f"idx must have shape (batch, seq), got {tuple(idx.shape)}.")
         batch, seq = idx.shape  # (B, T)
-        if seq > self.config.block_size:
+        past = cache.seq_len if cache is not None else 0  # positions already in the cache
+        if past + seq > self.config.block_size:
             raise ValueError(
-                f"Cannot run a sequence of length {seq}: the model's block_size (context "
-                f"window) is {self.config.block_size}. Keep only the last "
-                f"{self.config.block_size} tokens, e.g. idx[:, -block_size:]."
+                f"Cannot run a sequence of length {past + seq} ({past} cached): the model's "
+                f"block_size (context window) is {self.config.block_size}. Keep only the last "
+                f"{self.config.block_size} tokens, e.g. idx[:, -block_size:], and start an "
+                "empty cache."
             )
-        positions = torch.arange(seq, device=idx.device)  # (T,)
+        positions = torch.arange(past, past + seq, device=idx.device)  # (T,)
         token_emb = self.transformer.wte(idx)  # (B, T, C)
         position_emb = self.transformer.wpe(positions)  # (T, C), broadcast over the batch
         x = self.transformer.drop(token_emb + position_emb)  # (B, T, C)
-        for block in self.transformer.h:
-            x = block(x)  # (B, T, C)
+        for layer, block in enumerate(self.transformer.h):
+            x = block(x, cache, layer)  # (B, T, C)
         x = self.transformer.ln_f(x)  # (B, T, C)
         logits = self.lm_head(x)  # (B, T, V)
 
@@ -303,6 +329,7 @@ class GPT(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        use_cache: bool = False,
     ) -> Tensor:
         """Extend ``idx`` (``(B, T)`` token ids) by ``max_new_tokens`` sampled tokens.
 
@@ -310,7 +337,10 @@ class GPT(nn.Module):
         position, divides them by ``temperature`` (``0`` means greedy: always the most
         likely token), keeps only the ``top_k`` largest if given, and samples from the
         softmax with ``generator`` (which must live on the model's device; pass a seeded
-        one for reproducible samples). Dropout is off while generating; the model's
+        one for reproducible samples). ``use_cache=True`` keeps a
+        :class:`~llmzero.models.decoding.KVCache`, so each step feeds only the new token
+        (until the context is full; from then on each step re-runs the last ``block_size``
+        tokens, as without a cache). Dropout is off while generating; the model's
         train/eval mode is restored afterwards. Returns ``(B, T + max_new_tokens)``.
         """
         if temperature < 0:
@@ -319,10 +349,16 @@ class GPT(nn.Module):
             raise ValueError(f"top_k must be at least 1, got {top_k}.")
         was_training = self.training
         self.eval()
+        cache = KVCache() if use_cache else None
         try:
             for _ in range(max_new_tokens):
-                context = idx[:, -self.config.block_size :]  # (B, <= block_size)
-                logits, _ = self(context)  # (B, T, V)
+                if cache is None:
+                    logits, _ = self(idx[:, -self.config.block_size :])  # (B, T, V)
+                elif idx.shape[1] > self.config.block_size:  # full: re-run the last block
+                    cache = KVCache()
+                    logits, _ = self(idx[:, -self.config.block_size :], cache=cache)
+                else:
+                    logits, _ = self(idx[:, cache.seq_len :], cache=cache)  # new tokens only
                 logits = logits[:, -1, :]  # (B, V): the prediction for the next token
                 if temperature == 0:
                     next_id = logits.argmax(dim=-1, keepdim=True)  # (B, 1)

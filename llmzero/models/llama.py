@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from llmzero.models.decoding import KVCache
 from llmzero.models.positional import rope_frequencies, rotate_half
 
 __all__ = [
@@ -309,9 +310,20 @@ class Attention(nn.Module):
         else:
             self.q_norm = self.k_norm = None
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor) -> Tensor:
-        """``x``: ``(B, T, C)``; ``cos``, ``sin``: ``(T, D)``; ``mask``: ``(T, T)`` booleans,
-        True where query ``i`` may look at key ``j``. Returns ``(B, T, C)``."""
+    def forward(
+        self,
+        x: Tensor,
+        cos: Tensor,
+        sin: Tensor,
+        mask: Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> Tensor:
+        """``x``: ``(B, T, C)``; ``cos``, ``sin``: ``(T, D)``; ``mask``: ``(T, S)`` booleans,
+        True where query ``i`` may look at key ``j``. Without a cache ``S = T``; with a
+        :class:`~llmzero.models.decoding.KVCache`, the rotated keys and the values of the
+        ``K`` key/value heads are appended to layer ``layer``'s and ``S`` counts the cached
+        positions too. Returns ``(B, T, C)``."""
         batch, seq, _ = x.shape  # (B, T, C)
         q = self.q_proj(x).view(batch, seq, self.n_head, self.head_dim)  # (B, T, H, D)
         k = self.k_proj(x).view(batch, seq, self.n_kv_head, self.head_dim)  # (B, T, K, D)
@@ -321,12 +333,14 @@ class Attention(nn.Module):
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         # q: (B, H, T, D); k, v: (B, K, T, D)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # position enters here only
-        k = repeat_kv(k, self.n_head // self.n_kv_head)  # (B, H, T, D)
-        v = repeat_kv(v, self.n_head // self.n_kv_head)  # (B, H, T, D)
+        if cache is not None:  # cache the K heads, before they are repeated (GQA's saving)
+            k, v = cache.update(layer, k, v)  # (B, K, S, D): past and new positions
+        k = repeat_kv(k, self.n_head // self.n_kv_head)  # (B, H, S, D)
+        v = repeat_kv(v, self.n_head // self.n_kv_head)  # (B, H, S, D)
 
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, H, T, T)
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, H, T, S)
         scores = scores.masked_fill(~mask, float("-inf"))  # hide the future
-        weights = F.softmax(scores.float(), dim=-1).to(q.dtype)  # (B, H, T, T)
+        weights = F.softmax(scores.float(), dim=-1).to(q.dtype)  # (B, H, T, S)
         y = weights @ v  # (B, H, T, D)
         y = y.transpose(1, 2).reshape(batch, seq, self.n_head * self.head_dim)  # (B, T, H*D)
         return self.o_proj(y)  # (B, T, C)
@@ -357,8 +371,16 @@ class Block(nn.Module):
         self.mlp_norm = RMSNorm(config.n_embd, eps=config.norm_eps)
         self.mlp = SwiGLU(config)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor) -> Tensor:
-        x = x + self.attn(self.attn_norm(x), cos, sin, mask)  # (B, T, C)
+    def forward(
+        self,
+        x: Tensor,
+        cos: Tensor,
+        sin: Tensor,
+        mask: Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> Tensor:
+        x = x + self.attn(self.attn_norm(x), cos, sin, mask, cache, layer)  # (B, T, C)
         x = x + self.mlp(self.mlp_norm(x))  # (B, T, C)
         return x
 
@@ -397,13 +419,20 @@ class Llama(nn.Module):
         """How many parameters the model has (a tied matrix counts once)."""
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx: Tensor) -> Tensor:
-        """Logits ``(B, T, V)`` for token ids ``idx`` of shape ``(B, T)``."""
+    def forward(self, idx: Tensor, cache: KVCache | None = None) -> Tensor:
+        """Logits ``(B, T, V)`` for token ids ``idx`` of shape ``(B, T)``.
+
+        With a :class:`~llmzero.models.decoding.KVCache` (empty for the first call), ``idx``
+        holds only the tokens after the cached ones: RoPE rotates them for positions
+        ``past, past + 1, ...``, they attend to the cached keys and values and to each
+        other (causally), and their keys and values join the cache.
+        """
         if idx.dim() != 2:
             raise ValueError(f"idx must have shape (batch, seq), got {tuple(idx.shape)}.")
         seq = idx.shape[1]
+        past = cache.seq_len if cache is not None else 0  # positions already in the cache
         x = self.tok_embeddings(idx)  # (B, T, C): no position embedding is added
-        positions = torch.arange(seq, device=idx.device)  # (T,)
+        positions = torch.arange(past, past + seq, device=idx.device)  # (T,)
         assert self.config.head_dim is not None
         cos, sin = rope_cos_sin(
             positions,
@@ -412,9 +441,10 @@ class Llama(nn.Module):
             x.dtype,
             scaling=self.config.rope_scaling,
         )
-        mask = torch.ones(seq, seq, dtype=torch.bool, device=idx.device).tril()  # (T, T)
-        for block in self.layers:
-            x = block(x, cos, sin, mask)  # (B, T, C)
+        # (T, past + T): query i (position past + i) sees keys 0 .. past + i
+        mask = torch.ones(seq, past + seq, dtype=torch.bool, device=idx.device).tril(past)
+        for layer, block in enumerate(self.layers):
+            x = block(x, cos, sin, mask, cache, layer)  # (B, T, C)
         return self.lm_head(self.norm(x))  # (B, T, V)
 
     @torch.no_grad()
@@ -426,11 +456,14 @@ class Llama(nn.Module):
         top_k: int | None = None,
         eos_token_id: int | None = None,
         generator: torch.Generator | None = None,
+        use_cache: bool = False,
     ) -> Tensor:
         """Extend ``idx`` (``(B, T)`` token ids) by up to ``max_new_tokens`` tokens.
 
-        Each step runs the whole sequence (there is no key/value cache, so step ``t`` costs
-        a forward pass over ``T + t`` tokens), takes the logits at the last position,
+        Each step runs the whole sequence (without a key/value cache, step ``t`` costs a
+        forward pass over ``T + t`` tokens; ``use_cache=True`` keeps a
+        :class:`~llmzero.models.decoding.KVCache` and feeds only the new token, with the
+        same result up to float rounding), takes the logits at the last position,
         divides them by ``temperature`` (``0`` means greedy: always the most likely token),
         keeps the ``top_k`` largest if given, and samples with ``generator``. Generation
         stops early once every sequence has produced ``eos_token_id``; a sequence that is
@@ -444,9 +477,16 @@ class Llama(nn.Module):
         was_training = self.training
         self.eval()
         done = torch.zeros(idx.shape[0], 1, dtype=torch.bool, device=idx.device)  # (B, 1)
+        cache = KVCache() if use_cache else None
         try:
             for _ in range(max_new_tokens):
-                logits = self(idx[:, -self.config.block_size :])[:, -1, :]  # (B, V)
+                if cache is None:
+                    logits = self(idx[:, -self.config.block_size :])[:, -1, :]  # (B, V)
+                elif idx.shape[1] > self.config.block_size:  # full: re-run the last block
+                    cache = KVCache()
+                    logits = self(idx[:, -self.config.block_size :], cache=cache)[:, -1, :]
+                else:  # only the tokens the cache has not seen
+                    logits = self(idx[:, cache.seq_len :], cache=cache)[:, -1, :]  # (B, V)
                 if temperature == 0:
                     next_id = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
                 else:
