@@ -12,9 +12,10 @@ training and alignment losses (Parts I–V).
   groups, batches from token shards, bits per byte, FLOPs and MFU).
 - :mod:`~llmzero.training.finetune`: fine-tuning a pretrained encoder for classification
   (mean-pooling head, freezing, the plain loop that ``transformers.Trainer`` matches).
-
 - :mod:`~llmzero.training.sft`: supervised fine-tuning on chats (templates, the
   assistant-only loss mask, padding and packing, the SFT step, greedy exact-match scoring).
+- :mod:`~llmzero.training.alignment`: preference and reward learning (sequence
+  log-probabilities, the Bradley–Terry reward loss, DPO, group-baseline policy gradients).
 
 Imports: any lower layer (:mod:`llmzero.models`, :mod:`llmzero.data`, :mod:`llmzero.text`,
 :mod:`llmzero.core`); never :mod:`llmzero.evaluation` or :mod:`llmzero.book`.
