@@ -25,8 +25,10 @@ DOC = "chapters/01-part/02-chapter"
 OTHER = "chapters/01-part/01-first"
 # What a reader notebook must not show: MyST roles and directives, labels.
 MYST = re.compile(
-    r"\{glue|\{exercise|\{solution|```\{|:::|^\([\w:.-]+\)=\s*$|\{term\}|\{ref\}|\{numref\}"
-    r"|\{doc\}|\{cite|\{admonition\}|\{note\}",
+    # A role is "{name}" directly followed by a backtick, so LaTeX such as \text{ref} in
+    # math is not mistaken for one.
+    r"\{glue|\{exercise|\{solution|```\{|:::|^\([\w:.-]+\)=\s*$|\{(?:term|ref|numref|doc)\}`"
+    r"|\{cite(?::\w+)?\}`|\{admonition\}|\{note\}",
     re.MULTILINE,
 )
 # Chapters that run quickly: executed top to bottom from their reader notebooks.

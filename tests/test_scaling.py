@@ -46,8 +46,11 @@ def _merge(attention: CausalSelfAttention, y: torch.Tensor) -> torch.Tensor:
     return attention.resid_dropout(attention.c_proj(y))
 
 
-def step_by_step_attention(self: CausalSelfAttention, x: torch.Tensor) -> torch.Tensor:
+def step_by_step_attention(
+    self: CausalSelfAttention, x: torch.Tensor, cache: object = None, layer: int = 0
+) -> torch.Tensor:
     """Part III's attention: scores, mask, softmax, weighted sum (the T x T matrix is kept)."""
+    assert cache is None, "the patched attention is for training passes, without a KV cache"
     q, k, v = _heads(self, x)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, T, T)
     allowed = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).tril()
@@ -55,8 +58,11 @@ def step_by_step_attention(self: CausalSelfAttention, x: torch.Tensor) -> torch.
     return _merge(self, weights @ v)
 
 
-def fused_attention(self: CausalSelfAttention, x: torch.Tensor) -> torch.Tensor:
+def fused_attention(
+    self: CausalSelfAttention, x: torch.Tensor, cache: object = None, layer: int = 0
+) -> torch.Tensor:
     """The same function with PyTorch's fused kernel, which never stores the T x T matrix."""
+    assert cache is None, "the patched attention is for training passes, without a KV cache"
     q, k, v = _heads(self, x)
     return _merge(self, F.scaled_dot_product_attention(q, k, v, is_causal=True))
 
