@@ -191,3 +191,16 @@ def test_the_checks_recognise_good_and_bad_chapters():
     assert checked_exercises(exercises + good + tested + tail) == 2
     assert checked_exercises(exercises + good + weak + hidden + tail) == 1
     assert checked_exercises(good + tested) == 0  # outside an Exercises section
+
+
+MAX_CELL_LINES = 30
+
+
+@pytest.mark.parametrize("page", CHAPTERS, ids=lambda page: page.split("/")[-1])
+def test_code_cells_are_at_most_thirty_lines(page):
+    long = [
+        (number, len(_source(cell).splitlines()))
+        for number, cell in enumerate(_cells(source_of(page)))
+        if cell["cell_type"] == "code" and len(_source(cell).splitlines()) > MAX_CELL_LINES
+    ]
+    assert not long, f"{page}: code cells (number, lines) over {MAX_CELL_LINES} lines: {long}"
