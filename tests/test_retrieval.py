@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from llmzero.data import booktext
 from llmzero.data.booktext import Section
 
 ROOT = Path(__file__).resolve().parents[1]
+GOLD = ROOT / "llmzero" / "applications" / "datasets" / "rag_gold" / "questions.jsonl"
 
 CORPUS = [
     "The cat sat on the mat.",
@@ -156,5 +158,41 @@ def test_support_score_and_citations():
     assert retrieval.support_score("It stores keys and values [1].", source) == 1.0
     assert retrieval.support_score("Bananas are yellow.", source) == 0.0
     assert retrieval.cited_sources("As [2] and [1] say, and [2] again, not [7].", 3) == [2, 1]
-    prompt = retrieval.build_prompt("Q?", [Hit(Chunk(0, "A > B: text", "ch-a § B"), 1.0)])
-    assert "[1] (ch-a § B) A > B: text" in prompt and prompt.endswith("Question: Q?")
+    hits = [Hit(Chunk(0, "A > B: text", "ch-a § B"), 1.0), Hit(Chunk(1, source, "ch-k"), 0.5)]
+    prompt = retrieval.build_prompt("Q?", hits)
+    assert "[1] A > B: text" in prompt and prompt.endswith("Question: Q?")
+    assert retrieval.attribute("The cache keeps keys.", hits) == 2
+
+
+@pytest.mark.slow
+def test_ask_book_answers_with_retrieved_sources():
+    sections = [_section("ch-x", "Caching", "A KV cache stores the keys and values of tokens.")]
+    search = BookSearch(chunk_sections(sections), method="bm25")
+    answer = retrieval.ask_book("What does a KV cache store?", k=1, search=search, max_new_tokens=6)
+    assert answer.text and answer.cited == (1,)
+    assert "ch-x § Caching" in str(answer)
+    with pytest.raises(ValueError, match="non-empty"):
+        retrieval.ask_book(" ", search=search)
+
+
+def _gold() -> list[dict]:
+    return [json.loads(line) for line in GOLD.read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_gold_set_has_fifty_questions_in_two_halves():
+    gold = _gold()
+    assert len(gold) >= 50
+    assert {item["split"] for item in gold} == {"tune", "test"}
+    assert all(item["question"].endswith("?") for item in gold)
+    assert len({item["question"] for item in gold}) == len(gold)
+    assert (GOLD.parent / "README.md").is_file()
+
+
+def test_every_gold_answer_section_exists_in_the_book():
+    citations = {section.citation for section in booktext.load_sections(ROOT)}
+    missing = [
+        item["question"]
+        for item in _gold()
+        if f"{item['chapter_label']} § {item['heading']}" not in citations
+    ]
+    assert not missing, f"gold questions whose chapter label and heading changed: {missing}"

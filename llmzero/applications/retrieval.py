@@ -52,11 +52,13 @@ __all__ = [
     "DenseIndex",
     "Hit",
     "ask_book",
+    "attribute",
     "build_prompt",
     "chunk_sections",
     "cited_sources",
     "content_words",
     "first_relevant_rank",
+    "generate_replies",
     "mean_reciprocal_rank",
     "recall_at_k",
     "reciprocal_rank_fusion",
@@ -425,32 +427,48 @@ def cited_sources(answer: str, n_sources: int) -> list[int]:
     return cited
 
 
-def build_prompt(question: str, hits: Sequence[Hit], max_words: int = 120) -> str:
-    """The user message for retrieval-augmented generation: numbered sources, then the
-    question, and the instruction to answer from the sources and cite them as [n]."""
-    sources = "\n".join(
-        f"[{number}] ({hit.chunk.citation}) " + " ".join(hit.chunk.text.split()[:max_words])
+def build_prompt(question: str, hits: Sequence[Hit], max_words: int = 80) -> str:
+    """The user message for retrieval-augmented generation: an instruction to answer from
+    the sources and cite them, the numbered sources (each cut to ``max_words`` words), then
+    the question."""
+    sources = "\n\n".join(
+        f"[{number}] " + " ".join(hit.chunk.text.split()[:max_words])
         for number, hit in enumerate(hits, start=1)
     )
     return (
-        f"Sources:\n{sources}\n\nAnswer the question in one or two sentences, using only "
-        f"the sources above, and cite the source you used as [1], [2] ...\n"
-        f"Question: {question}"
+        "Use the sources to answer the question in one or two sentences. "
+        "Cite the source you use as [1] or [2].\n\n"
+        f"{sources}\n\nQuestion: {question}"
     )
+
+
+def attribute(answer: str, hits: Sequence[Hit]) -> int:
+    """The number (1-based) of the source with the highest :func:`support_score` for
+    ``answer``: a citation added after generation when the model wrote none (ties go to
+    the better-ranked source)."""
+    if not hits:
+        raise ValueError("attribute needs at least one retrieved hit.")
+    scores = [support_score(answer, hit.chunk.text) for hit in hits]
+    return int(np.argmax(scores)) + 1
 
 
 @dataclass(frozen=True)
 class Answer:
-    """What :func:`ask_book` returns: the generated text and the chunks it was given."""
+    """What :func:`ask_book` returns: the reply, the chunks it was given and the sources it
+    cites (``self_cited`` is False when the model wrote no valid citation and the source
+    was chosen by :func:`attribute`)."""
 
     text: str
     hits: tuple[Hit, ...]
+    cited: tuple[int, ...]
+    self_cited: bool
 
     def __str__(self) -> str:
+        how = "cited by the model" if self.self_cited else "attributed after generation"
         sources = "\n".join(
-            f"  [{number}] {hit.chunk.citation}" for number, hit in enumerate(self.hits, start=1)
+            f"  [{number}] {self.hits[number - 1].chunk.citation}" for number in self.cited
         )
-        return f"{self.text}\nSources:\n{sources}" if self.hits else self.text
+        return f"{self.text}\nSources ({how}):\n{sources}"
 
 
 @functools.lru_cache(maxsize=1)
@@ -458,55 +476,68 @@ def _chat_model() -> tuple[Any, Any]:
     import torch
     import transformers
 
+    from llmzero.core.runtime import get_device
     from llmzero.data import assets
 
     folder = assets.hf_model("SmolLM2-135M-Instruct")
     transformers.utils.logging.disable_progress_bar()  # its loading bar writes to stderr
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    tokenizer.padding_side = "left"  # a batch of prompts must end where generation starts
     model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    return tokenizer, model.eval()
+    return tokenizer, model.to(get_device()).eval()
 
 
-def generate_reply(message: str, max_new_tokens: int = 48) -> str:
-    """SmolLM2-135M-Instruct's greedy reply to one user ``message`` (chat template)."""
+def generate_replies(messages: Sequence[str], max_new_tokens: int = 48) -> list[str]:
+    """SmolLM2-135M-Instruct's greedy replies to user ``messages``, generated as one batch
+    (left-padded, so every prompt ends where its reply starts)."""
     import torch
 
+    if isinstance(messages, str):
+        raise TypeError("messages must be a list of strings; wrap a single one as [message].")
     tokenizer, model = _chat_model()
-    text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
-    )
-    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids  # (1, T)
+    prompts = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
+        )
+        for message in messages
+    ]
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    batch = batch.to(model.device)  # input_ids and attention_mask: (n, T)
     with torch.no_grad():
         out = model.generate(
-            ids,
-            attention_mask=torch.ones_like(ids),
+            **batch,
             max_new_tokens=max_new_tokens,
             do_sample=False,
-            pad_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
         )
-    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
+    start = batch["input_ids"].shape[1]
+    return [tokenizer.decode(row[start:], skip_special_tokens=True).strip() for row in out]
 
 
 def ask_book(
     question: str,
-    k: int = 3,
+    k: int = 2,
     search: BookSearch | None = None,
     max_new_tokens: int = 48,
-    max_words: int = 120,
+    max_words: int = 80,
 ) -> Answer:
     """Answer ``question`` from this book: retrieve ``k`` chunks, let SmolLM2 answer from
-    them and cite them as [1], [2] ... (see :func:`build_prompt`).
+    them (see :func:`build_prompt`) and cite them as [1], [2] ...
 
-    ``search`` defaults to a BM25 :class:`BookSearch` of the book (built once). A 135M
-    model often copies a sentence from a source or cites the wrong number: check the
-    sources it lists.
+    ``search`` defaults to a BM25 :class:`BookSearch` of the book (built once). When the
+    reply cites no retrieved source, the source it overlaps most is attributed to it
+    (:func:`attribute`). A 135M model often copies a sentence or misreads the sources:
+    check the sources it lists.
     """
     if not isinstance(question, str) or not question.strip():
         raise ValueError("question must be a non-empty string, e.g. 'What is a KV cache?'.")
     search = search if search is not None else _default_search()
     hits = tuple(search.search(question, k))
-    reply = generate_reply(build_prompt(question, hits, max_words), max_new_tokens)
-    return Answer(reply, hits)
+    reply = generate_replies([build_prompt(question, hits, max_words)], max_new_tokens)[0]
+    cited = cited_sources(reply, len(hits))
+    if cited:
+        return Answer(reply, hits, tuple(cited), True)
+    return Answer(reply, hits, (attribute(reply, hits),), False)
 
 
 @functools.lru_cache(maxsize=1)
