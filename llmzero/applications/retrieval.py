@@ -333,6 +333,8 @@ class BookSearch:
         dense_max_tokens: the tokens of each chunk MiniLM reads (dense and hybrid only).
         rrf_k: the constant of :func:`reciprocal_rank_fusion`.
         depth: how many results of each retriever hybrid search fuses.
+        vectors: the chunks' unit vectors, if already computed with MiniLM reading
+            ``dense_max_tokens`` tokens of each chunk (they are then not embedded again).
     """
 
     def __init__(
@@ -342,6 +344,7 @@ class BookSearch:
         dense_max_tokens: int = 48,
         rrf_k: int = 60,
         depth: int = 100,
+        vectors: np.ndarray | None = None,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
@@ -353,6 +356,10 @@ class BookSearch:
         self.dense = None
         if method in ("dense", "hybrid"):
             key = (hashlib.sha1("\x00".join(texts).encode()).hexdigest(), dense_max_tokens)
+            if vectors is not None:
+                if len(vectors) != len(texts):
+                    raise ValueError(f"got {len(vectors)} vectors for {len(texts)} chunks.")
+                _VECTOR_CACHE[key] = np.asarray(vectors, dtype=np.float32)
             if key not in _VECTOR_CACHE:  # embedding is slow on a CPU: do it once
                 _VECTOR_CACHE[key] = DenseIndex.from_texts(texts, dense_max_tokens).vectors
             self.dense = DenseIndex(_VECTOR_CACHE[key], _sentence_encoder(dense_max_tokens))
