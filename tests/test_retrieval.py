@@ -137,6 +137,8 @@ def test_book_search_finds_the_section_that_answers():
         BookSearch(chunk_sections(sections), method="magic")
     with pytest.raises(ValueError, match="non-empty"):
         search.search("  ")
+    with pytest.raises(ValueError, match="vectors for"):
+        BookSearch(chunk_sections(sections), method="dense", vectors=np.ones((1, 4)))
 
 
 @pytest.mark.slow
