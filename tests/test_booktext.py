@@ -43,13 +43,15 @@ def test_clean_myst_keeps_visible_text_and_drops_markup():
     markdown = (
         "(sec-x)=\n```{admonition} Optional: a box\n:class: dropdown\nInside {term}`token`.\n```\n"
         "See {ref}`the chapter <ch-gpt>` and {ref}`ch-gpt`, {cite:p}`vaswani2017attention`, "
-        "loss {glue:text}`loss:.2f` and [a link](https://example.org)."
+        "loss {glue:text}`loss:.2f` and [a link](https://example.org).\n"
+        "```{solution} ex-label-1\n:class: dropdown\nThe answer.\n```"
     )
     text = booktext.clean_myst(markdown)
     assert "Optional: a box" in text and "Inside token." in text
     assert ":class:" not in text and "(sec-x)=" not in text and "{" not in text
     assert "See the chapter and ch-gpt, [vaswani2017attention]" in text
     assert "loss [value]" in text and "a link" in text and "https" not in text
+    assert "The answer." in text and "ex-label-1" not in text  # a label is not prose
 
 
 def test_the_real_book_has_every_chapter_with_takeaways():

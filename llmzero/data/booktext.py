@@ -33,6 +33,11 @@ COLAB_CLONE = Path("/content/llms-from-zero")
 _LABEL = re.compile(r"^\s*\(([^()\s]+)\)=\s*$")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,}|:{3,})\s*(\{[^}]*\})?(.*)$")
+# Directives whose argument is a title a reader sees (a solution's argument is a label, a
+# figure's a file name: those are dropped).
+_TITLED = {"{admonition}", "{exercise}", "{note}", "{tip}", "{warning}", "{important}",
+           "{hint}", "{caution}", "{attention}", "{danger}", "{error}", "{seealso}",
+           "{dropdown}", "{topic}", "{sidebar}"}  # fmt: skip
 _OPTION = re.compile(r"^:[\w-]+:.*$")
 _GLUE = re.compile(r"\{glue(?::\w+)?\}`[^`]*`")
 _EXPLICIT_ROLE = re.compile(r"\{(?:ref|numref|doc|term|download)\}`([^`<]*?)\s*<[^`>]*>`")
@@ -100,7 +105,7 @@ def clean_myst(markdown: str) -> str:
             continue
         fence = _FENCE.match(line)
         if fence:
-            title = fence.group(3).strip() if fence.group(2) else ""
+            title = fence.group(3).strip() if fence.group(2) in _TITLED else ""
             if title:
                 lines.append(title)
             continue
