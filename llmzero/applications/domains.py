@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
-"""A word: letters, with inner apostrophes or hyphens (``don't``, ``well-being``)."""
+"""Runs of letters with inner apostrophes or hyphens (``don't``, ``well-being``) are words."""
 
 
 def words(text: str) -> list[str]:
