@@ -482,3 +482,14 @@ def test_reader_notebook_runs_top_to_bottom(site, page, tmp_path):
     client.execute()  # raises CellExecutionError, with the cell and traceback, on failure
     errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
+
+
+def test_a_build_without_notebooks_still_writes_the_readme(tmp_path):
+    # `build --only` of a Markdown page executes no notebook: the reader step must not fail.
+    build = tmp_path / "_build"
+    build.mkdir()
+    (build / reader.INDEX_FILE).write_text(json.dumps({"exercises": {}}), encoding="utf-8")
+    config = {"title": "A book", "repository": {"url": "https://github.com/o/r"}}
+    written = reader.write_reader_notebooks(ROOT, build, config=config, log=lambda _: None)
+    assert written == []
+    assert (build / reader.NOTEBOOKS_DIR / "README.md").is_file()

@@ -939,6 +939,7 @@ def write_reader_notebooks(
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", "utf-8")
         written.append(target)
+    out_dir.mkdir(parents=True, exist_ok=True)  # also when the build ran no notebook
     (out_dir / "README.md").write_text(_readme(config, index), encoding="utf-8")
     if site is not None:
         shutil.rmtree(site / NOTEBOOKS_DIR, ignore_errors=True)
