@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from llmzero.applications import domains
+from llmzero.data import booktext
 
 BIB = r"""
 @comment{ignored}
@@ -91,6 +92,11 @@ def test_the_books_bibliography_is_found_and_parsed():
 
 
 def test_find_bibliography_says_what_to_do_when_missing(tmp_path, monkeypatch):
-    monkeypatch.setattr(domains, "COLAB_CLONE", tmp_path / "nowhere")
+    monkeypatch.delenv(booktext.BOOK_DIR_ENV, raising=False)
+    monkeypatch.setattr(booktext, "COLAB_CLONE", tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="git clone"):
+        domains.find_bibliography(tmp_path)
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "_toc.yml").write_text("root: intro\n")
+    with pytest.raises(FileNotFoundError, match=r"references\.bib"):
         domains.find_bibliography(tmp_path)

@@ -29,9 +29,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmzero.data import booktext
+
 __all__ = [
     "CITATION",
-    "COLAB_CLONE",
     "WORD",
     "BibEntry",
     "Citation",
@@ -200,19 +201,16 @@ def verify_citations(
     return checks
 
 
-COLAB_CLONE = Path("/content/llms-from-zero")
-"""Where the book's setup cell clones the repository on Google Colab."""
-
-
 def find_bibliography(start: str | Path | None = None) -> Path:
-    """The book's ``references.bib``: in ``start`` (default: the current folder), a folder
-    above it, or the Colab clone. Raises :class:`FileNotFoundError` saying what to do."""
-    here = Path(start if start is not None else Path.cwd()).resolve()
-    for folder in [here, *here.parents, COLAB_CLONE]:
-        if (folder / "references.bib").is_file():
-            return folder / "references.bib"
-    raise FileNotFoundError(
-        f"references.bib was not found in {here}, any folder above it, or {COLAB_CLONE}. "
-        "Run this from a clone of the book's repository (git clone "
-        "https://github.com/llms-from-zero/llms-from-zero), or pass the folder that holds it."
-    )
+    """The book's ``references.bib``, in the folder :func:`llmzero.data.booktext.find_book_dir`
+    finds (``LLMZERO_BOOK_DIR``, ``start`` or a folder above it, or the Colab clone).
+
+    Raises :class:`FileNotFoundError` that says what to do when there is none.
+    """
+    path = booktext.find_book_dir(start) / "references.bib"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: the book's folder has no bibliography. Restore it with "
+            "git checkout references.bib, or pass the folder of a complete clone."
+        )
+    return path
