@@ -71,11 +71,13 @@ def tfidf_logistic_regression(
     c_grid: Sequence[float] = C_GRID,
     ngram_range: tuple[int, int] = (1, 2),
     metric: str = "macro-f1",
+    seed: int = 0,
 ) -> TfidfBaseline:
     """Fit TF-IDF on the training texts and one logistic regression per ``C``; keep the best.
 
     ``metric`` ("macro-f1" or "accuracy") scores each candidate on the validation split;
-    ties go to the first ``C`` in ``c_grid``. The vectorizer sees only training texts, so
+    ties go to the first ``C`` in ``c_grid``; ``seed`` fixes the solver's order of
+    examples (:func:`logistic_regression`). The vectorizer sees only training texts, so
     nothing of the validation or test split leaks into the features.
     """
     from sklearn.metrics import accuracy_score, f1_score
@@ -96,7 +98,7 @@ def tfidf_logistic_regression(
     val_features = vectorizer.transform(list(val_texts))
     models, val_scores = {}, {}
     for c in c_grid:
-        models[c] = logistic_regression(c).fit(train_features, list(train_labels))
+        models[c] = logistic_regression(c, seed).fit(train_features, list(train_labels))
         predicted = models[c].predict(val_features)
         val_scores[c] = float(
             f1_score(list(val_labels), predicted, average="macro")
