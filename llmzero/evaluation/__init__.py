@@ -7,6 +7,10 @@
 - :mod:`~llmzero.evaluation.lm`: perplexity windows and multiple-choice scoring by
   log-probability, for the book's models and Hugging Face causal LMs.
 - :mod:`~llmzero.evaluation.bootstrap`: percentile bootstrap confidence intervals.
+- :mod:`~llmzero.evaluation.calibration`: reliability bins, expected calibration error and
+  temperature scaling, checked against scikit-learn.
+- :mod:`~llmzero.evaluation.sequence_labeling`: entity spans from BIO tags and entity-level
+  precision, recall and F1, equal to seqeval.
 
 Imports: any lower layer (:mod:`llmzero.models`, :mod:`llmzero.data`, :mod:`llmzero.text`,
 :mod:`llmzero.core`); never :mod:`llmzero.training` or :mod:`llmzero.book`.
