@@ -64,7 +64,7 @@ class MoEConfig:
     n_embd: int
     #: How many experts the layer has.
     n_experts: int = 8
-    #: How many experts each token is sent to (Switch: 1, Mixtral: 2).
+    #: How many experts each token is sent to (1 in Switch, 2 in Mixtral).
     top_k: int = 2
     #: The hidden width of each expert; ``None`` means ``4 * n_embd // top_k``, so that the
     #: ``top_k`` experts a token uses hold as many weights as GPT's dense MLP.
@@ -78,7 +78,7 @@ class MoEConfig:
     normalize_top_k: bool = True
     #: Whether the experts' Linear layers have biases (GPT-2's MLP does).
     bias: bool = True
-    #: The experts' GELU: ``"tanh"`` (GPT-2) or ``"none"`` (exact).
+    #: Which GELU the experts use, ``"tanh"`` (GPT-2) or ``"none"`` (exact).
     gelu_approximate: str = "tanh"
     #: Dropout on the layer's output, as on GPT's MLP.
     dropout: float = 0.0
@@ -115,9 +115,9 @@ class MoEStats:
 
     #: The load-balancing loss ``E * sum_i f_i * P_i`` (a scalar with gradient).
     aux_loss: Tensor
-    #: ``f``: the share of the ``N * k`` assignments that chose each expert, ``(E,)``.
+    #: The share ``f`` of the ``N * k`` assignments that chose each expert, ``(E,)``.
     expert_fraction: Tensor
-    #: ``P``: the mean router probability of each expert over the tokens, ``(E,)``.
+    #: The mean router probability ``P`` of each expert over the tokens, ``(E,)``.
     router_prob: Tensor
     #: The share of the ``N * k`` assignments dropped for lack of capacity (0 without a limit).
     dropped_fraction: float
