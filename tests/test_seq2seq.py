@@ -177,3 +177,36 @@ def test_bad_inputs_are_rejected() -> None:
         model(torch.full((1, 3), PAD), random_ids((1, 3)))
     with pytest.raises(ValueError, match="max_new_tokens"):
         model.generate(random_ids((1, 3)), max_new_tokens=9)
+
+
+def test_beam_search_with_one_beam_is_greedy():
+    model = small_model()
+    src = random_ids((4, 6), seed=1)
+    greedy = model.generate(src, max_new_tokens=8)
+    for row in range(4):
+        beam = model.beam_search(src[row : row + 1], max_new_tokens=8, num_beams=1)
+        expected = greedy[row]
+        expected = (
+            expected[: int((expected == EOS).nonzero()[0]) + 1] if EOS in expected else expected
+        )
+        assert torch.equal(beam, expected)
+
+
+def test_beam_search_finds_at_least_the_greedy_score():
+    model = small_model(seed=2, vocab_size=8)  # few tokens: end tokens come up often
+    src = random_ids((1, 5), seed=3) % 5 + 3
+
+    def normalised_log_prob(tokens: torch.Tensor) -> float:
+        tgt_in = torch.cat([torch.tensor([BOS]), tokens[:-1]])[None]
+        logits, _ = model(src, tgt_in)
+        log_probs = logits.log_softmax(-1)[0].gather(1, tokens[:, None]).sum()
+        return log_probs.item() / len(tokens)
+
+    greedy = model.beam_search(src, max_new_tokens=8, num_beams=1)
+    beam = model.beam_search(src, max_new_tokens=8, num_beams=4)
+    assert normalised_log_prob(beam) >= normalised_log_prob(greedy) - 1e-6
+
+
+def test_beam_search_rejects_a_batch():
+    with pytest.raises(ValueError, match="one source"):
+        small_model().beam_search(random_ids((2, 4)), max_new_tokens=4, num_beams=2)

@@ -14,7 +14,9 @@ blocks that T5 and most later models use:
   sees only itself and earlier target tokens), then **cross-attention** (queries from the
   decoder, keys and values from the encoder's output), then a feed-forward network;
 - greedy decoding: encode the source once, then append the most probable next token until
-  every sequence has produced the end-of-sequence token.
+  every sequence has produced the end-of-sequence token; and beam search
+  (:meth:`Seq2Seq.beam_search`), which runs :func:`llmzero.models.decoding.beam_search` on
+  the decoder with the source encoded once.
 
 The attention and feed-forward layers are :class:`llmzero.models.transformer.MultiHeadAttention`
 and :class:`llmzero.models.transformer.FeedForward`; cross-attention is the same module called with
@@ -25,6 +27,7 @@ a second sequence as its keys and values. Usage::
     model = Seq2Seq(Seq2SeqConfig(vocab_size=48, max_src_len=8, max_tgt_len=10))
     logits, loss = model(src_ids, tgt_in, targets)    # (B, T, V) and a scalar
     out = model.generate(src_ids, max_new_tokens=10)  # (B, <= 10) token ids
+    best = model.beam_search(src_ids[:1], max_new_tokens=10, num_beams=4)  # (<= 10,)
 
 Shapes in comments use ``B`` (batch), ``S`` (source length), ``T`` (target length), ``C``
 (``d_model``), ``H`` (``n_heads``) and ``V`` (``vocab_size``). Sources are padded on the
@@ -39,11 +42,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from llmzero.models.decoding import ModelRunner, beam_search
 from llmzero.models.gpt import GPT
 from llmzero.models.positional import LearnedPositionalEmbedding
 from llmzero.models.transformer import FeedForward, MultiHeadAttention
 
-__all__ = ["IGNORE_INDEX", "DecoderBlock", "EncoderBlock", "Seq2Seq", "Seq2SeqConfig"]
+__all__ = [
+    "IGNORE_INDEX",
+    "DecoderBlock",
+    "DecoderRunner",
+    "EncoderBlock",
+    "Seq2Seq",
+    "Seq2SeqConfig",
+]
 
 #: Target positions holding this value are left out of the loss (the default
 #: ``ignore_index`` of PyTorch's cross-entropy, and Hugging Face's convention).
@@ -314,3 +325,82 @@ class Seq2Seq(nn.Module):
             if bool(finished.all()):
                 break
         return out[:, 1:]  # drop the start token
+
+    @torch.no_grad()
+    def beam_search(
+        self,
+        src_ids: Tensor,
+        max_new_tokens: int,
+        num_beams: int,
+        length_penalty: float = 1.0,
+    ) -> Tensor:
+        """Beam search for one source, with :func:`llmzero.models.decoding.beam_search`.
+
+        The source is encoded once; every beam reads the same encoder output. Hypotheses are
+        ranked by total log-probability divided by ``length ** length_penalty`` (Hugging
+        Face's rule). With ``num_beams=1`` the result is the greedy one.
+
+        Args:
+            src_ids: ``(1, S)`` source token ids (one source; loop over a batch).
+            max_new_tokens: at most this many tokens (at most ``max_tgt_len``).
+            num_beams: how many partial translations are kept at each step.
+            length_penalty: the exponent of the length normalisation.
+
+        Returns:
+            ``(n,)`` token ids of the best hypothesis, without the start token; it ends with
+            ``eos_id`` unless it ran out of steps.
+
+        Raises:
+            ValueError: ``src_ids`` holds more than one source, or ``max_new_tokens`` is not
+                between 1 and ``max_tgt_len``.
+        """
+        if src_ids.dim() != 2 or src_ids.shape[0] != 1:
+            raise ValueError(
+                f"beam_search takes one source of shape (1, S), got {tuple(src_ids.shape)}; "
+                "loop over the sources."
+            )
+        if not 1 <= max_new_tokens <= self.config.max_tgt_len:
+            raise ValueError(
+                f"max_new_tokens must be between 1 and max_tgt_len={self.config.max_tgt_len}, "
+                f"got {max_new_tokens}."
+            )
+        runner = DecoderRunner(self, src_ids)
+        start = torch.full((1, 1), self.config.bos_id, dtype=torch.long, device=src_ids.device)
+        result = beam_search(
+            runner,
+            start,
+            max_new_tokens,
+            num_beams,
+            eos_token_id=self.config.eos_id,
+            length_penalty=length_penalty,
+            use_cache=False,
+        )
+        return result.sequences[0, 1:]  # drop the start token
+
+
+class DecoderRunner(ModelRunner):
+    """The decoder of a :class:`Seq2Seq` as a causal language model over target tokens.
+
+    ``runner(tgt_ids)`` takes decoder inputs ``(N, T)`` (any number of beams) and returns
+    the next-token logits ``(N, V)``, every row reading the one source encoded at
+    construction; so the decoding loops of :mod:`llmzero.models.decoding` (greedy, sampling,
+    beam search) run on an encoder–decoder unchanged. No cache: each call re-reads the
+    target so far, and reordering beams needs nothing, since all rows share the source.
+    """
+
+    def __init__(self, model: Seq2Seq, src_ids: Tensor) -> None:
+        if src_ids.dim() != 2 or src_ids.shape[0] != 1:
+            raise ValueError(f"expected one source of shape (1, S), got {tuple(src_ids.shape)}.")
+        super().__init__(model, use_cache=False)
+        self.memory = model.encode(src_ids)  # (1, S, C)
+        self.src_attention = model.source_attention(src_ids)  # (1, S)
+
+    def reorder(self, index: Tensor) -> None:
+        """Nothing to reorder: every beam reads the same source."""
+
+    @torch.no_grad()
+    def __call__(self, ids: Tensor) -> Tensor:
+        rows = ids.shape[0]  # N beams
+        memory = self.memory.expand(rows, -1, -1)  # (N, S, C)
+        logits, _ = self.model.decode(ids, memory, self.src_attention.expand(rows, -1))
+        return logits[:, -1, :].float()  # (N, V)
