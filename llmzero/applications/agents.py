@@ -12,7 +12,7 @@ Built step by step in the chapter *Chatbots, agents and tool use*:
   ``{"tool": name, "arguments": {...}}`` or ``{"answer": ...}``, and raises
   :class:`ToolCallError` (with a ``kind``) for malformed JSON, unknown tools or bad
   arguments;
-- **tools**: :func:`calculate` (arithmetic parsed with :mod:`ast`, never ``eval``),
+- **tools**: :func:`calculate` (arithmetic parsed with ``ast``, never ``eval``),
   :func:`run_python` (a subprocess with a time limit, restricted builtins and an audit
   hook that refuses files, sockets and processes) and :func:`book_search_tool` (any
   object with ``search(query, k)``, such as :class:`llmzero.applications.retrieval.BookSearch`);
@@ -293,7 +293,7 @@ _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 
 def calculate(expression: str, max_exponent: int = 1000) -> int | float:
     """Evaluate arithmetic (numbers, ``+ - * / // % **``, parentheses) by walking its
-    :mod:`ast`; anything else (names, calls, attributes) is refused, never run.
+    ``ast``; anything else (names, calls, attributes) is refused, never run.
 
     Raises:
         ValueError: not arithmetic, a syntax error, division by zero, or an exponent larger
