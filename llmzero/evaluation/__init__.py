@@ -7,6 +7,8 @@
 - :mod:`~llmzero.evaluation.lm`: perplexity windows and multiple-choice scoring by
   log-probability, for the book's models and Hugging Face causal LMs.
 - :mod:`~llmzero.evaluation.bootstrap`: percentile bootstrap confidence intervals.
+- :mod:`~llmzero.evaluation.interpretability`: residual-stream hooks, the logit lens,
+  activation patching and induction scores.
 
 Imports: any lower layer (:mod:`llmzero.models`, :mod:`llmzero.data`, :mod:`llmzero.text`,
 :mod:`llmzero.core`); never :mod:`llmzero.training` or :mod:`llmzero.book`.
