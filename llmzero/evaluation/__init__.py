@@ -11,6 +11,8 @@
   temperature scaling, checked against scikit-learn.
 - :mod:`~llmzero.evaluation.sequence_labeling`: entity spans from BIO tags and entity-level
   precision, recall and F1, equal to seqeval.
+- :mod:`~llmzero.evaluation.interpretability`: residual-stream hooks, the logit lens,
+  activation patching and induction scores.
 
 Imports: any lower layer (:mod:`llmzero.models`, :mod:`llmzero.data`, :mod:`llmzero.text`,
 :mod:`llmzero.core`); never :mod:`llmzero.training` or :mod:`llmzero.book`.
