@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmzero.core.runtime import to_device
+from llmzero.training.finetune import load_encoder
 
 __all__ = [
     "IGNORE_INDEX",
@@ -250,17 +251,7 @@ class TokenClassifier(nn.Module):
         cls, model_dir: str | Path, num_labels: int, dropout: float = 0.1
     ) -> TokenClassifier:
         """Load a ``transformers`` encoder from a local folder and add a new head (seed first)."""
-        from transformers import AutoModel
-        from transformers.utils import logging as hf_logging
-
-        was_enabled = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # its weight-loading bar writes to stderr
-        try:
-            encoder = AutoModel.from_pretrained(Path(model_dir), dtype=torch.float32)
-        finally:
-            if was_enabled:
-                hf_logging.enable_progress_bar()
-        return cls(encoder, num_labels=num_labels, dropout=dropout)
+        return cls(load_encoder(model_dir), num_labels=num_labels, dropout=dropout)
 
     def forward(
         self,

@@ -64,6 +64,20 @@ def _outputs(logits: torch.Tensor, labels: torch.Tensor | None) -> dict[str, tor
     return outputs
 
 
+def load_encoder(model_dir: str | Path) -> nn.Module:
+    """A ``transformers`` encoder from a local folder, in float32, without a progress bar."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # its weight-loading bar writes to stderr
+    try:
+        return AutoModel.from_pretrained(Path(model_dir), dtype=torch.float32)
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 class ClassificationHead(nn.Module):
     """Dropout, then a linear layer from a feature vector to one score (logit) per class.
 
@@ -143,17 +157,7 @@ class EncoderClassifier(nn.Module):
 
         The head's weights are drawn from PyTorch's global generator: seed it first.
         """
-        from transformers import AutoModel
-        from transformers.utils import logging as hf_logging
-
-        was_enabled = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # its weight-loading bar writes to stderr
-        try:
-            encoder = AutoModel.from_pretrained(Path(model_dir), dtype=torch.float32)
-        finally:
-            if was_enabled:
-                hf_logging.enable_progress_bar()
-        return cls(encoder, num_labels=num_labels, dropout=dropout)
+        return cls(load_encoder(model_dir), num_labels=num_labels, dropout=dropout)
 
     def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The mean of the encoder's output vectors over real tokens: ``(batch, hidden)``."""
