@@ -40,6 +40,10 @@ TIMEOUT_MS = 20_000  # the longest any single wait may take
 # A full-page screenshot of a very long page (the API reference is over a megabyte of HTML)
 # takes longer than any other single step, on a busy 2-core machine most of all.
 SCREENSHOT_TIMEOUT_MS = 90_000
+# Chromium cannot capture a page taller than its largest texture (the API reference, and
+# long chapters on a phone, are), and capturing tall pages is the slowest step of a visit:
+# screenshots stop at this height, enough for a person to review a page's layout.
+MAX_SCREENSHOT_HEIGHT = 16_384
 MAX_PAGE_BYTES = 3_000_000  # a page's own bytes (theme files and MathJax excluded)
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 WEIGHTS_REPORT = ROOT / "_build" / "page-weights.txt"
@@ -454,6 +458,13 @@ def relayout(page: Any) -> None:
     page.evaluate(RELAYOUT_JS, 3_000)
 
 
+def _screenshot(page: Any, path: Path, width: int) -> None:
+    """A full-page screenshot, cut at ``MAX_SCREENSHOT_HEIGHT`` pixels for very tall pages."""
+    height = page.evaluate("() => document.documentElement.scrollHeight")
+    clip = {"x": 0, "y": 0, "width": width, "height": min(height, MAX_SCREENSHOT_HEIGHT)}
+    page.screenshot(path=path, full_page=True, clip=clip, timeout=SCREENSHOT_TIMEOUT_MS)
+
+
 def visit_page(browser: Any, base: str, page_info: Page) -> Visit:
     """Load one page and collect everything the per-page tests check.
 
@@ -473,22 +484,14 @@ def visit_page(browser: Any, base: str, page_info: Page) -> Visit:
         visit.facts = page.evaluate(FACTS_JS)
         visit.weighed = list(visit.loaded)  # before any click loads more
         (SCREENSHOTS / "desktop").mkdir(parents=True, exist_ok=True)
-        page.screenshot(
-            path=SCREENSHOTS / "desktop" / f"{page_info.slug}.png",
-            full_page=True,
-            timeout=SCREENSHOT_TIMEOUT_MS,
-        )
+        _screenshot(page, SCREENSHOTS / "desktop" / f"{page_info.slug}.png", DESKTOP["width"])
 
         page.set_viewport_size(MOBILE)
         relayout(page)
         visit.mobile = page.evaluate(MOBILE_JS)
         if page_info.front:
             (SCREENSHOTS / "mobile").mkdir(parents=True, exist_ok=True)
-            page.screenshot(
-                path=SCREENSHOTS / "mobile" / f"{page_info.slug}.png",
-                full_page=True,
-                timeout=SCREENSHOT_TIMEOUT_MS,
-            )
+            _screenshot(page, SCREENSHOTS / "mobile" / f"{page_info.slug}.png", MOBILE["width"])
         page.set_viewport_size(DESKTOP)
         relayout(page)
         page.evaluate("() => { document.documentElement.dataset.theme = 'dark'; }")
