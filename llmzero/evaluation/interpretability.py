@@ -102,6 +102,18 @@ def logit_lens(model: Llama, residual: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def _inputs_of(model: nn.Module, modules: list[nn.Module], idx: Tensor) -> list[tuple[Any, ...]]:
+    """Run ``model(idx)`` once and return the positional inputs each of ``modules`` received."""
+    inputs: list[tuple[Any, ...]] = []
+    handles = [m.register_forward_pre_hook(lambda _m, args: inputs.append(args)) for m in modules]
+    try:
+        model(idx)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return inputs
+
+
 def attention_patterns(model: Llama, idx: Tensor) -> tuple[Tensor, Tensor]:
     """Every head's attention weights and the norm of what it writes from each position.
 
@@ -112,16 +124,7 @@ def attention_patterns(model: Llama, idx: Tensor) -> tuple[Tensor, Tensor]:
     The weights are recomputed from each attention layer's inputs, captured with hooks.
     """
     _check_ids(idx)
-    inputs: list[tuple[Any, ...]] = []
-    handles = [
-        block.attn.register_forward_pre_hook(lambda _m, args: inputs.append(args))
-        for block in model.layers
-    ]
-    try:
-        model(idx)
-    finally:
-        for handle in handles:
-            handle.remove()
+    inputs = _inputs_of(model, [block.attn for block in model.layers], idx)
     all_weights, all_norms = [], []
     for block, (x, cos, sin, mask, *_rest) in zip(model.layers, inputs, strict=True):
         attn = block.attn
@@ -181,16 +184,7 @@ def head_outputs(model: Llama, idx: Tensor) -> Tensor:
     the ``y_h``, captured with a forward pre-hook on every ``o_proj``.
     """
     _check_ids(idx)
-    captured: list[Tensor] = []
-    handles = [
-        block.attn.o_proj.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
-        for block in model.layers
-    ]
-    try:
-        model(idx)
-    finally:
-        for handle in handles:
-            handle.remove()
+    captured = [args[0] for args in _inputs_of(model, [b.attn.o_proj for b in model.layers], idx)]
     n_head, head_dim = model.config.n_head, model.config.head_dim
     return torch.stack([y.view(*y.shape[:2], n_head, head_dim) for y in captured])
 
