@@ -101,6 +101,13 @@ def test_attention_patterns_are_causal_distributions_that_reproduce_the_output(m
     torch.testing.assert_close(heads[0], expected, rtol=1e-4, atol=1e-5)
 
 
+def test_recorded_patterns_and_head_outputs_are_detached_for_plotting(model, ids):
+    weights, norms = attention_patterns(model, ids)
+    heads = head_outputs(model, ids)
+    assert not (weights.requires_grad or norms.requires_grad or heads.requires_grad)
+    weights[0, 0, 0].numpy()  # what the chapter's heatmaps call
+
+
 def test_ablate_head_zeroes_or_replaces_one_slice_only(model, ids):
     o_proj = model.layers[1].attn.o_proj
     seen = []

@@ -114,6 +114,7 @@ def _inputs_of(model: nn.Module, modules: list[nn.Module], idx: Tensor) -> list[
     return inputs
 
 
+@torch.no_grad()
 def attention_patterns(model: Llama, idx: Tensor) -> tuple[Tensor, Tensor]:
     """Every head's attention weights and the norm of what it writes from each position.
 
