@@ -1,4 +1,4 @@
-"""Applications built from the models (Part VI): retrieval, chat and tool use, extraction.
+"""Applications built from the models (Parts VI–VIII): retrieval, chat, extraction, the capstone.
 
 Each module is built step by step in the Part VI chapter that teaches it and checked
 against the library practitioners use.
