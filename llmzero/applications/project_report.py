@@ -474,24 +474,31 @@ class ModelCard:
     limitations: list[str]
     risks: list[str]
 
-    def to_markdown(self, digits: int = 3) -> str:
-        """The card as Markdown: a title, a summary and one section per field."""
+    def to_markdown(self, digits: int = 3, headings: bool = True) -> str:
+        """The card as Markdown: a title, a summary and one section per field.
+
+        With ``headings=False`` the title and section names are bold paragraphs instead of
+        ``#`` headings, so that the card can be shown inside a page without adding sections
+        to its table of contents.
+        """
         for name in ("intended_use", "data", "metrics", "limitations", "risks"):
             value = getattr(self, name)
             if len(value) == 0:
                 raise ValueError(f"the model card's {name!r} is empty: a card must say it.")
-        lines = [f"# Model card: {self.model_name}", "", self.summary, ""]
+        title = "# {}" if headings else "**{}**"
+        section = "## {}" if headings else "**{}**"
+        lines = [title.format(f"Model card: {self.model_name}"), "", self.summary, ""]
         sections = [
             ("Intended use", self.intended_use),
             ("Out of scope", self.out_of_scope),
             ("Data", self.data),
             ("Training", self.training),
         ]
-        for title, items in sections:
-            lines += [f"## {title}", "", *[f"- {item}" for item in items], ""]
-        lines += ["## Metrics", "", _markdown_table(self.metrics, digits), ""]
-        for title, items in (("Limitations", self.limitations), ("Risks", self.risks)):
-            lines += [f"## {title}", "", *[f"- {item}" for item in items], ""]
+        for name, items in sections:
+            lines += [section.format(name), "", *[f"- {item}" for item in items], ""]
+        lines += [section.format("Metrics"), "", _markdown_table(self.metrics, digits), ""]
+        for name, items in (("Limitations", self.limitations), ("Risks", self.risks)):
+            lines += [section.format(name), "", *[f"- {item}" for item in items], ""]
         return "\n".join(lines).rstrip() + "\n"
 
 
