@@ -260,4 +260,8 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("build-finished", _write_reader_index)
     # After sphinx-book-theme (priority 501) has made the buttons.
     app.connect("html-page-context", _point_buttons_at_reader_notebooks, priority=600)
+    # The study plan's {plan-load} role: reading and running time computed by this build.
+    from llmzero.book import studyplan
+
+    studyplan.setup(app)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
