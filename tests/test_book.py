@@ -64,5 +64,7 @@ def test_the_site_uses_the_order_keeping_merge():
         def add_config_value(self, *args, **kwargs):
             pass
 
+        add_node = add_role = add_config_value
+
     sphinxext.setup(App())
     assert myst_nb.core.render.coalesce_streams is sphinxext.coalesce_adjacent_streams
