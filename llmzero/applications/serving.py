@@ -272,9 +272,6 @@ def simulate(
 # ------------------------------------------------------------------------------ HTTP endpoint
 
 
-TokenStream = Callable[[str, int], Iterator[str]]
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # needed for chunked transfer
     server: _Server
@@ -341,7 +338,7 @@ def _parse_body(body: Any, limit: int) -> tuple[str, int]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # request threads never keep the interpreter alive
-    token_stream: TokenStream
+    token_stream: Callable[[str, int], Iterator[str]]
     model_lock: threading.Lock
     max_new_tokens_limit: int
 
@@ -350,12 +347,13 @@ class TokenServer:
     """A streaming text-generation endpoint on ``127.0.0.1``, run in a background thread.
 
     ``token_stream(prompt, max_new_tokens)`` yields pieces of text (e.g.
-    :func:`llmzero.models.decoding.stream_text` over :func:`~llmzero.models.decoding.
-    iter_generate`). ``POST /generate`` with the JSON body ``{"prompt": ..., "max_new_tokens":
-    ...}`` answers with server-sent events, ``data: {"text": piece}``, one per piece as soon
-    as it exists, then ``data: [DONE]``; ``GET /health`` answers ``{"status": "ok"}``. Bad
-    requests get status 400 with a JSON error that says what to send. Requests are served
-    one at a time (a lock around the model). Use it as a context manager::
+    :func:`~llmzero.models.decoding.stream_text` over
+    :func:`~llmzero.models.decoding.iter_generate`). ``POST /generate`` with the JSON body
+    ``{"prompt": ..., "max_new_tokens": ...}`` answers with server-sent events,
+    ``data: {"text": piece}``, one per piece as soon as it exists, then ``data: [DONE]``;
+    ``GET /health`` answers ``{"status": "ok"}``. Bad requests get status 400 with a JSON
+    error that says what to send. Requests are served one at a time (a lock around the
+    model). Use it as a context manager::
 
         with TokenServer(token_stream) as server:
             for piece in stream_completion(server.url, "Hello"):
@@ -365,7 +363,10 @@ class TokenServer:
     """
 
     def __init__(
-        self, token_stream: TokenStream, port: int = 0, max_new_tokens_limit: int = 256
+        self,
+        token_stream: Callable[[str, int], Iterator[str]],
+        port: int = 0,
+        max_new_tokens_limit: int = 256,
     ) -> None:
         self.token_stream = token_stream
         self.port = port

@@ -43,6 +43,7 @@ from torch import Tensor
 __all__ = [
     "BeamOutput",
     "DraftModelDrafter",
+    "Drafter",
     "GenerateOutput",
     "KVCache",
     "LogitsProcessor",
