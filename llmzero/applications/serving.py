@@ -84,6 +84,8 @@ def time_decode_steps(
     cache = KVCache()
     start = time.perf_counter()
     model(ids.to(device), cache=cache)  # (B, T, V): the prefill fills the cache
+    if device.type == "cuda":
+        torch.cuda.synchronize()  # GPU work is asynchronous: wait for it before reading the clock
     prefill = time.perf_counter() - start
     step_seconds = []
     for _ in range(steps):
