@@ -214,10 +214,10 @@ C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 """Logistic-regression strengths :func:`cross_validate_tfidf` tries by default (log-spaced)."""
 
 NGRAM_RANGES = ((1, 1), (1, 2))
-"""TF-IDF n-gram ranges it tries by default: words, then words and adjacent word pairs."""
+"""The TF-IDF n-gram ranges it tries by default (words, then words and adjacent word pairs)."""
 
 CV_RULES = ("best", "one-se")
-"""How :func:`pick_hyperparameters` chooses: the best mean score, or the one-SE rule."""
+"""The rules :func:`pick_hyperparameters` knows (the best mean score, or the one-SE rule)."""
 
 
 @functools.cache
