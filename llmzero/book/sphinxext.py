@@ -20,6 +20,7 @@ buttons at the chapter's reader notebook instead of its MyST source (:func:`on_b
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
@@ -125,7 +126,9 @@ def coalesce_adjacent_streams(outputs: list[Any]) -> list[Any]:
         ):
             previous["text"] += output["text"]
         else:
-            merged.append(output)
+            # A copy: myst-nb may pass the same outputs again (it writes the executed
+            # notebook and renders the page), and they must not grow each time.
+            merged.append(copy.copy(output))
     for output in merged:
         if output["output_type"] == "stream":
             text = output["text"]
