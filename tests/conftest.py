@@ -41,6 +41,24 @@ def notebooks() -> list[Path]:
     )
 
 
+def tiny_bert(words: str, **config_overrides):
+    """A word-level BERT tokenizer over the space-separated ``words``, and the config of a
+    2-layer, 16-wide BERT with that vocabulary: fast random-weight models for tests."""
+    import transformers
+
+    vocab = {word: index for index, word in enumerate(words.split())}
+    settings = dict(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
+    settings.update(config_overrides)
+    return transformers.BertTokenizer(vocab=vocab), transformers.BertConfig(**settings)
+
+
 @pytest.fixture(scope="session")
 def config() -> dict:
     return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))

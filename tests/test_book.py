@@ -38,6 +38,16 @@ def test_printed_text_stays_in_order_around_displays():
     assert merged[2]["text"] == "c\n"
 
 
+def test_merging_leaves_the_outputs_it_was_given_unchanged():
+    from llmzero.book.sphinxext import coalesce_adjacent_streams
+
+    outputs = [_stream("a\n"), _stream("b\n")]
+    first = coalesce_adjacent_streams(outputs)
+    again = coalesce_adjacent_streams(outputs)
+    assert first[0]["text"] == again[0]["text"] == "a\nb\n"
+    assert [o["text"] for o in outputs] == ["a\n", "b\n"]
+
+
 def test_stdout_and_stderr_are_not_merged_together():
     from llmzero.book.sphinxext import coalesce_adjacent_streams
 
@@ -63,6 +73,8 @@ def test_the_site_uses_the_order_keeping_merge():
 
         def add_config_value(self, *args, **kwargs):
             pass
+
+        add_node = add_role = add_config_value
 
     sphinxext.setup(App())
     assert myst_nb.core.render.coalesce_streams is sphinxext.coalesce_adjacent_streams

@@ -1,5 +1,5 @@
 """Tests of llmzero.models.decoding: processors, greedy, sampling and beam search equal to
-Hugging Face's generate, the KV cache, stopping and streaming."""
+Hugging Face's generate, the KV cache, stopping, streaming and speculative decoding."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from llmzero.models.decoding import (
+    DraftModelDrafter,
     KVCache,
     ModelRunner,
+    PromptLookupDrafter,
     RepetitionPenalty,
     StopOnStrings,
     Temperature,
@@ -18,8 +20,10 @@ from llmzero.models.decoding import (
     generate,
     iter_generate,
     make_processors,
+    speculative_generate,
     stream_text,
 )
+from llmzero.models.gpt import GPT, GPTConfig
 from llmzero.models.llama import Llama, LlamaConfig
 
 transformers = pytest.importorskip("transformers")
@@ -312,3 +316,64 @@ def test_stream_text_pieces_join_to_the_decoded_text() -> None:
     pieces = list(stream_text(text.encode("utf-8"), Bytes()))
     assert "".join(pieces) == text
     assert all("\ufffd" not in piece for piece in pieces)  # no half characters printed
+
+
+# -- speculative decoding ---------------------------------------------------------------
+
+REPETITIVE = torch.tensor([[5, 17, 42, 8, 77, 23, 5, 17, 42, 8, 77, 23, 5, 17]])
+
+
+def test_cache_crop_keeps_the_first_positions() -> None:
+    cache = KVCache()
+    keys = torch.arange(2 * 5.0).view(1, 1, 5, 2)  # (B, K, T, D)
+    cache.update(0, keys, keys + 1)
+    cache.crop(3)
+    assert cache.seq_len == 3 and torch.equal(cache.keys[0], keys[:, :, :3])
+    with pytest.raises(ValueError, match="Cannot crop"):
+        cache.crop(4)
+
+
+def test_prompt_lookup_proposes_what_followed_the_earliest_match() -> None:
+    drafter = PromptLookupDrafter(max_ngram_size=2)
+    ids = torch.tensor([1, 2, 3, 4, 9, 2, 3, 7, 2, 3])
+    assert drafter(ids, 2).tolist() == [4, 9]  # "2 3" first occurred at 1, then came 4, 9
+    assert drafter(torch.tensor([1, 2, 3]), 4).numel() == 0  # nothing repeats
+    with pytest.raises(ValueError, match="min_ngram_size"):
+        PromptLookupDrafter(max_ngram_size=1, min_ngram_size=2)
+
+
+@pytest.mark.parametrize("num_draft_tokens", [1, 3, 6])
+@pytest.mark.parametrize("prompt", [PROMPT, REPETITIVE])
+def test_prompt_lookup_speculation_gives_the_greedy_tokens(
+    hf_model, prompt, num_draft_tokens: int
+) -> None:
+    model = ours_from(hf_model)
+    greedy = generate(model, prompt, 20, eos_token_id=EOS).sequences
+    fast = speculative_generate(
+        model, prompt, 20, PromptLookupDrafter(), num_draft_tokens, eos_token_id=EOS
+    )
+    assert torch.equal(fast.sequences, greedy)
+    assert fast.model_calls <= greedy.shape[1] - prompt.shape[1]
+
+
+def test_draft_model_speculation_gives_the_greedy_tokens_of_a_gpt() -> None:
+    torch.manual_seed(0)
+    config = GPTConfig(block_size=64, vocab_size=VOCAB, n_layer=2, n_head=2, n_embd=32)
+    target, draft = GPT(config).eval(), GPT(config).eval()  # a draft that often disagrees
+    greedy = generate(target, REPETITIVE, 25).sequences
+    fast = speculative_generate(target, REPETITIVE, 25, DraftModelDrafter(draft), 3)
+    assert torch.equal(fast.sequences, greedy)
+    assert fast.drafted > 0 and 0 <= fast.accepted <= fast.drafted
+
+
+def test_a_perfect_draft_is_always_accepted(hf_model) -> None:
+    model = ours_from(hf_model)
+    fast = speculative_generate(model, PROMPT, 12, DraftModelDrafter(model), 3)
+    assert fast.acceptance_rate == 1.0
+    assert fast.model_calls == 3  # 4 tokens a pass: 3 guesses and the model's own
+    assert torch.equal(fast.sequences, generate(model, PROMPT, 12).sequences)
+
+
+def test_speculation_takes_one_prompt_at_a_time(hf_model) -> None:
+    with pytest.raises(ValueError, match="one prompt"):
+        speculative_generate(ours_from(hf_model), PROMPT.repeat(2, 1), 5, PromptLookupDrafter())

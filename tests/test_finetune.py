@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_bert
 from torch import nn
 
 from llmzero.core.runtime import seed_everything
@@ -47,22 +48,12 @@ LABELS = [1, 0, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1]
 
 
 def tiny_tokenizer():
-    vocab = {word: index for index, word in enumerate(WORDS.split())}
-    return transformers.BertTokenizer(vocab=vocab)
+    return tiny_bert(WORDS)[0]
 
 
 def tiny_classifier(seed: int = 0, dropout: float = 0.1) -> EncoderClassifier:
     seed_everything(seed)
-    config = transformers.BertConfig(
-        vocab_size=len(WORDS.split()),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-    )
+    _, config = tiny_bert(WORDS, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     return EncoderClassifier(transformers.BertModel(config), num_labels=2, dropout=dropout)
 
 

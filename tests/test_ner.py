@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_bert
 
 from llmzero.applications import ner
 from llmzero.core.runtime import seed_everything
@@ -25,20 +26,11 @@ LABELS = ner.label_list(tags for _, tags in SENTENCES)
 
 
 def tiny_tokenizer():
-    vocab = {word: index for index, word in enumerate(WORDS.split())}
-    return transformers.BertTokenizer(vocab=vocab)
+    return tiny_bert(WORDS)[0]
 
 
 def tiny_config(num_labels: int):
-    return transformers.BertConfig(
-        vocab_size=len(WORDS.split()),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        num_labels=num_labels,
-    )
+    return tiny_bert(WORDS, num_labels=num_labels)[1]
 
 
 def tiny_model(seed: int = 0) -> ner.TokenClassifier:

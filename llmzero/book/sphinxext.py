@@ -20,6 +20,7 @@ buttons at the chapter's reader notebook instead of its MyST source (:func:`on_b
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
@@ -125,7 +126,9 @@ def coalesce_adjacent_streams(outputs: list[Any]) -> list[Any]:
         ):
             previous["text"] += output["text"]
         else:
-            merged.append(output)
+            # A copy: myst-nb may pass the same outputs again (it writes the executed
+            # notebook and renders the page), and they must not grow each time.
+            merged.append(copy.copy(output))
     for output in merged:
         if output["output_type"] == "stream":
             text = output["text"]
@@ -260,4 +263,8 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("build-finished", _write_reader_index)
     # After sphinx-book-theme (priority 501) has made the buttons.
     app.connect("html-page-context", _point_buttons_at_reader_notebooks, priority=600)
+    # The study plan's {plan-load} role: reading and running time computed by this build.
+    from llmzero.book import studyplan
+
+    studyplan.setup(app)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

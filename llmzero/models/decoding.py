@@ -19,7 +19,12 @@ turns them into a token, one step at a time:
 - :class:`KVCache` keeps every layer's keys and values, so that each new token costs one
   position of work instead of a pass over the whole sequence; ``llmzero.models.gpt`` and
   ``llmzero.models.llama`` accept it as ``forward(idx, cache=...)``, and
-  :class:`ModelRunner` feeds a model (ours or a Hugging Face one) with or without it.
+  :class:`ModelRunner` feeds a model (ours or a Hugging Face one) with or without it;
+- :func:`speculative_generate` (Part VII's chapter *Efficient inference and deployment*)
+  lets a cheap drafter guess several tokens, :class:`PromptLookupDrafter` (copy what
+  followed the last n-gram earlier in the text) or :class:`DraftModelDrafter` (a small
+  model's greedy tokens), and checks all the guesses with one forward pass of the model:
+  the same tokens as greedy decoding, in fewer passes.
 
 Shapes in comments use ``B`` (batch), ``T`` (sequence length), ``V`` (vocabulary),
 ``K`` (key/value heads), ``D`` (head size) and ``N`` (number of beams).
@@ -37,11 +42,15 @@ from torch import Tensor
 
 __all__ = [
     "BeamOutput",
+    "DraftModelDrafter",
+    "Drafter",
     "GenerateOutput",
     "KVCache",
     "LogitsProcessor",
     "ModelRunner",
+    "PromptLookupDrafter",
     "RepetitionPenalty",
+    "SpeculativeOutput",
     "StopOnStrings",
     "Temperature",
     "TopK",
@@ -51,6 +60,7 @@ __all__ = [
     "generate",
     "iter_generate",
     "make_processors",
+    "speculative_generate",
     "stream_text",
 ]
 
@@ -98,6 +108,14 @@ class KVCache:
         search calls this after choosing which beams continue."""
         self.keys = [k.index_select(0, index) for k in self.keys]
         self.values = [v.index_select(0, index) for v in self.values]
+
+    def crop(self, length: int) -> None:
+        """Keep only the first ``length`` positions of every layer (forget the rest):
+        speculative decoding calls this to drop the keys and values of rejected guesses."""
+        if not 0 <= length <= self.seq_len:
+            raise ValueError(f"Cannot crop a cache of {self.seq_len} positions to {length}.")
+        self.keys = [k[:, :, :length] for k in self.keys]
+        self.values = [v[:, :, :length] for v in self.values]
 
     def nbytes(self) -> int:
         """The memory the cached tensors take, in bytes."""
@@ -553,3 +571,176 @@ def beam_search(
         if len(finished) == num_beams and best_possible <= finished[-1][0]:
             break  # no running beam can beat the worst finished hypothesis any more
     return BeamOutput(hypotheses=finished)
+
+
+# ------------------------------------------------------------------------------ speculative
+
+
+def _all_logits(model: Any, new_ids: Tensor, cache: KVCache) -> Tensor:
+    """Logits ``(B, T_new, V)`` (float32) of every new position of this package's GPT or
+    Llama, whose keys and values join ``cache``."""
+    out = model(new_ids, cache=cache)
+    logits = out[0] if isinstance(out, tuple) else out  # GPT returns (logits, loss)
+    return logits.float()
+
+
+class PromptLookupDrafter:
+    """Prompt-lookup drafting (Saxena, 2023): guess that the text goes on as it did after
+    the last time its final n-gram occurred.
+
+    ``drafter(ids (T,), num_tokens)`` looks for the sequence's last ``n`` tokens earlier in
+    the sequence, for ``n`` from ``max_ngram_size`` down to ``min_ngram_size``, and returns
+    the (at most ``num_tokens``) tokens that followed the earliest match, as the reference
+    implementation does; an empty tensor when nothing matches. It costs no model call, and
+    pays off when the reply copies from the prompt (extraction, editing, quoting code).
+    """
+
+    def __init__(self, max_ngram_size: int = 3, min_ngram_size: int = 1) -> None:
+        if not 1 <= min_ngram_size <= max_ngram_size:
+            raise ValueError(
+                "Need 1 <= min_ngram_size <= max_ngram_size, got "
+                f"{min_ngram_size} and {max_ngram_size}."
+            )
+        self.max_ngram_size = max_ngram_size
+        self.min_ngram_size = min_ngram_size
+
+    def reset(self) -> None:
+        """Nothing to forget (the drafter has no state); here for symmetry."""
+
+    def __call__(self, ids: Tensor, num_tokens: int) -> Tensor:
+        length = ids.shape[0]
+        for size in range(self.max_ngram_size, self.min_ngram_size - 1, -1):
+            if size >= length:
+                continue
+            windows = ids.unfold(0, size, 1)  # (length - size + 1, size): every n-gram
+            matches = (windows[:-1] == ids[-size:]).all(dim=1)  # not the final n-gram itself
+            for start in matches.nonzero()[:, 0].tolist():  # earliest match first
+                follow = ids[start + size : start + size + num_tokens]
+                if follow.numel() > 0:
+                    return follow
+        return ids[:0]
+
+
+class DraftModelDrafter:
+    """Drafting with a small model: its greedy tokens are the guesses.
+
+    ``drafter(ids (T,), num_tokens)`` runs ``model`` (this package's GPT or Llama, sharing
+    the tokenizer of the big one) greedily for ``num_tokens`` steps after ``ids``. It keeps
+    its own :class:`KVCache` and reuses the part of it that still agrees with ``ids``, so
+    each call only feeds the tokens it has not seen.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the cache (start a new sequence)."""
+        self.cache = KVCache()
+        self.cached: list[int] = []  # the tokens whose keys and values are in the cache
+
+    @torch.no_grad()
+    def __call__(self, ids: Tensor, num_tokens: int) -> Tensor:
+        if num_tokens < 1:
+            return ids[:0]
+        tokens = ids.tolist()
+        common = 0
+        for old, new in zip(self.cached, tokens, strict=False):
+            if old != new:
+                break
+            common += 1
+        common = min(common, len(tokens) - 1)  # feed at least one token
+        self.cache.crop(common)
+        feed = ids[None, common:]  # (1, T_new)
+        guesses: list[int] = []
+        for _ in range(num_tokens):
+            logits = _all_logits(self.model, feed, self.cache)[:, -1]  # (1, V)
+            guesses.append(int(logits.argmax(dim=-1)))
+            feed = ids.new_tensor([[guesses[-1]]])  # (1, 1)
+        self.cached = tokens + guesses[:-1]  # the last guess was never fed
+        return ids.new_tensor(guesses)
+
+
+class Drafter(Protocol):
+    """Anything called as ``drafter(ids (T,), num_tokens) -> guesses (k,)``, ``k <=
+    num_tokens``, with a ``reset()`` for a new sequence."""
+
+    def __call__(self, ids: Tensor, num_tokens: int) -> Tensor: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass
+class SpeculativeOutput:
+    """What :func:`speculative_generate` returns: the prompt and the new tokens
+    ``(1, T_total)``, how many forward passes of the model it took, and how many guessed
+    tokens were proposed and accepted."""
+
+    sequences: Tensor
+    model_calls: int
+    drafted: int
+    accepted: int
+
+    @property
+    def acceptance_rate(self) -> float:
+        """The fraction of guessed tokens the model accepted (0 when none were guessed)."""
+        return self.accepted / self.drafted if self.drafted else 0.0
+
+
+@torch.no_grad()
+def speculative_generate(
+    model: Any,
+    input_ids: Tensor,
+    max_new_tokens: int,
+    drafter: Drafter,
+    num_draft_tokens: int = 4,
+    eos_token_id: int | None = None,
+) -> SpeculativeOutput:
+    """Greedy decoding with speculation: the same tokens as
+    ``generate(model, input_ids, max_new_tokens, eos_token_id=...)``, in fewer passes.
+
+    Each round the ``drafter`` guesses up to ``num_draft_tokens`` next tokens; one forward
+    pass of ``model`` (this package's GPT or Llama, with a :class:`KVCache`) over the
+    uncached tokens and the guesses gives the model's own greedy choice at every guessed
+    position. The longest prefix of guesses that matches those choices is accepted, and
+    the model's choice after it comes free, so a round yields between 1 and
+    ``num_draft_tokens + 1`` tokens; the rejected guesses' keys and values are cropped from
+    the cache. The greedy tokens are the argmax of the same logits, so the output equals
+    greedy decoding's (up to float rounding, which differs a little between one position
+    and several at a time, and could flip an exact tie). One prompt, ``(1, T)``, at a time.
+    """
+    _check_common(input_ids, max_new_tokens)
+    if input_ids.shape[0] != 1:
+        raise ValueError(
+            f"speculative_generate takes one prompt, shape (1, T), got "
+            f"{tuple(input_ids.shape)}; loop over the prompts."
+        )
+    if num_draft_tokens < 0:
+        raise ValueError(f"num_draft_tokens must be >= 0, got {num_draft_tokens}.")
+    drafter.reset()
+    cache = KVCache()
+    ids = input_ids[0]  # (T,): the prompt and every token chosen so far
+    model_calls = drafted = accepted = 0
+    new_tokens = 0
+    while new_tokens < max_new_tokens:
+        budget = min(num_draft_tokens, max_new_tokens - new_tokens - 1)
+        guesses = drafter(ids, budget)[:budget] if budget > 0 else ids[:0]  # (k,)
+        past = cache.seq_len
+        feed = torch.cat([ids[past:], guesses])[None, :]  # (1, uncached + k)
+        logits = _all_logits(model, feed, cache)  # (1, uncached + k, V)
+        model_calls += 1
+        choices = logits[0, -(guesses.numel() + 1) :].argmax(dim=-1)  # (k + 1,)
+        n_ok = 0
+        while n_ok < guesses.numel() and int(guesses[n_ok]) == int(choices[n_ok]):
+            n_ok += 1
+        drafted += guesses.numel()
+        accepted += n_ok
+        cache.crop(ids.shape[0] + n_ok)  # keep the accepted guesses, drop the rest
+        step = choices[: n_ok + 1]  # the accepted guesses and the model's next token
+        if eos_token_id is not None and bool((step == eos_token_id).any()):
+            step = step[: int((step == eos_token_id).nonzero()[0, 0]) + 1]
+            ids = torch.cat([ids, step])
+            break
+        ids = torch.cat([ids, step])
+        new_tokens += step.numel()
+    return SpeculativeOutput(ids[None, :], model_calls, drafted, accepted)
