@@ -26,7 +26,7 @@ def test_a_readers_three_label_csv_goes_through_the_table_and_the_model_card():
     assert classes == ["mixed", "negative", "positive"]
     assert report.positive_negative_labels(splits.train["label"]) is None  # no VADER here
     assert report.label_words(classes) == [" mixed", " negative", " positive"]
-    pipeline = report.tfidf_classifier(1.0, len(classes), ngram_range=(1, 1))
+    pipeline = project.tfidf_pipeline((1, 1), 1.0, n_labels=len(classes))  # the first half's
     pipeline.fit(splits.train["text"], splits.train["label"])
     assert list(pipeline.classes_) == classes
     probabilities = pipeline.predict_proba(splits.test["text"])  # (8, 3)

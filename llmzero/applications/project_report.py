@@ -10,8 +10,6 @@ reader's own CSV through :mod:`llmzero.applications.sentiment_project`):
   at once (right-padded batches read at each prompt's last token); equal to
   :func:`llmzero.evaluation.lm.option_log_probs`, which it falls back to when a label word
   is more than one token;
-- :func:`tfidf_classifier`: Part II's baseline pipeline, one-vs-rest for three or more
-  labels (liblinear fits two);
 - :func:`encoder_states` and :class:`TopBlockClassifier`: fine-tune only the top block of
   a BERT-style encoder and a head, on the cached inputs of that block (the frozen lower
   blocks run once);
@@ -64,7 +62,6 @@ __all__ = [
     "results_table",
     "score_label_words",
     "tag_phenomena",
-    "tfidf_classifier",
 ]
 
 POSITIVE_NAMES = ("pos", "positive")
@@ -145,25 +142,6 @@ def score_label_words(
         log_probs = torch.log_softmax(last, dim=-1)[:, [ids[0] for ids in word_ids]]
         scores[rows] = log_probs.cpu().numpy()
     return scores
-
-
-def tfidf_classifier(c: float, n_classes: int, ngram_range=(1, 2), seed: int = 0):
-    """Part II's TF-IDF + logistic regression pipeline (unfitted), for two or more classes.
-
-    Built from :func:`llmzero.training.baselines.tfidf_features` and
-    :func:`~llmzero.training.baselines.logistic_regression`; liblinear fits two classes
-    only, so with more it is wrapped one-vs-rest (one binary model per class, scores
-    normalised to probabilities), which keeps the same solver and regularisation.
-    """
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.pipeline import make_pipeline
-
-    from llmzero.training.baselines import logistic_regression, tfidf_features
-
-    classifier = logistic_regression(c, seed)
-    if n_classes > 2:
-        classifier = OneVsRestClassifier(classifier)
-    return make_pipeline(tfidf_features(ngram_range), classifier)
 
 
 # --------------------------------------------------------------------------------------
