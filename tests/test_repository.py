@@ -152,3 +152,49 @@ def test_chapter_prerequisites_link_to_earlier_pages(notebook):
     assert "{ref}`" in match.group(1), (
         "prerequisites are links ({ref}`label`), so the build checks them"
     )
+
+
+# Words that promise a chapter the book does not have (the finished book keeps no promises
+# open: a page may not say that something is planned or still to be written).
+UNWRITTEN = re.compile(
+    r"\b(planned|not yet (?:written|published)|coming soon|to be written|written later)\b",
+    re.IGNORECASE,
+)
+
+
+def _reader_facing_pages():
+    pages = [ROOT / "README.md", ROOT / "CONTRIBUTING.md"]
+    pages += [source_of(page) for page in toc_files()]
+    return pages
+
+
+def _reader_text(path) -> str:
+    if path.suffix == ".ipynb":
+        return "\n".join(_source(c) for c in _cells(path) if c["cell_type"] == "markdown")
+    return path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("page", _reader_facing_pages(), ids=lambda p: p.stem)
+def test_no_page_says_a_chapter_is_planned_or_not_yet_written(page):
+    found = [m.group(0) for m in UNWRITTEN.finditer(_reader_text(page))]
+    assert not found, f"{page.relative_to(ROOT)} says {found}: the book has no unwritten parts"
+
+
+def test_readme_links_only_files_that_exist_and_lists_every_chapter():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\((?!https?:|#|mailto:)([^)#\s]+)", readme)
+    missing = [target for target in targets if not (ROOT / target).exists()]
+    assert not missing, f"README.md links files that do not exist: {missing}"
+    chapters = {str(source_of(page).relative_to(ROOT)) for page in toc_files()}
+    unlisted = sorted(chapters - set(targets) - {"chapters/00-front/welcome.md"})
+    assert not unlisted, f"README.md's contents table does not list {unlisted}"
+
+
+def test_pages_link_only_chapter_files_that_exist():
+    for page in _reader_facing_pages():
+        text = _reader_text(page)
+        for target in re.findall(r"\]\((?!https?:|#|mailto:)([^)#\s]+\.(?:ipynb|md))", text):
+            resolved = (page.parent / target) if not target.startswith("/") else ROOT / target[1:]
+            assert resolved.exists(), (
+                f"{page.relative_to(ROOT)} links {target}, which does not exist"
+            )
