@@ -63,3 +63,17 @@ def test_bad_arguments_get_errors_that_say_what_to_do():
         baselines.tfidf_logistic_regression(train_x, train_y, val_x, val_y, c_grid=())
     with pytest.raises(ValueError, match="differ in length"):
         baselines.tfidf_logistic_regression(train_x, train_y[:-1], val_x, val_y)
+
+
+def test_three_labels_get_one_binary_model_per_label():
+    texts = ["good fun", "great film", "dull mess", "awful plot", "good but dull", "fun yet awful"]
+    labels = ["pos", "pos", "neg", "neg", "mixed", "mixed"]
+    result = baselines.tfidf_logistic_regression(
+        texts * 3, labels * 3, texts, labels, c_grid=(1.0,)
+    )
+    assert set(result.pipeline.predict(texts)) <= {"pos", "neg", "mixed"}
+    model = result.pipeline.steps[-1][1]
+    assert len(model.estimators_) == 3  # one-vs-rest: liblinear fits two classes at a time
+    assert type(baselines.logistic_classifier(1.0, n_labels=2)) is LogisticRegression
+    with pytest.raises(ValueError, match="at least two labels"):
+        baselines.logistic_classifier(1.0, n_labels=1)

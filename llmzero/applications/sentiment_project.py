@@ -17,7 +17,7 @@ fitted on the training split only:
 
 - :func:`vader_scores`, :class:`VaderRule` and :func:`fit_vader_rule`: NLTK's VADER lexicon
   as a two-label classifier, its threshold chosen for the best training macro-F1;
-- :func:`tfidf_pipeline` (with :func:`logistic_classifier`): TF-IDF + logistic regression
+- :func:`tfidf_pipeline`: TF-IDF + logistic regression
   (:mod:`llmzero.training.baselines`) for two labels or more;
 - :func:`stratified_folds`, :func:`cross_validate_tfidf`, :func:`pick_hyperparameters` and
   :class:`TfidfCV`: k-fold cross-validation of that pipeline over a grid of ``C`` and
@@ -66,7 +66,6 @@ __all__ = [
     "data_card",
     "fit_vader_rule",
     "load_labelled_texts",
-    "logistic_classifier",
     "normalize_for_matching",
     "pick_hyperparameters",
     "split_project",
@@ -361,35 +360,18 @@ def stratified_folds(
     ]
 
 
-def logistic_classifier(c: float, n_labels: int = 2, seed: int = 0) -> Any:
-    """:func:`llmzero.training.baselines.logistic_regression` for any number of labels.
-
-    scikit-learn's liblinear solver fits two classes only, so for three or more labels the
-    same model is wrapped in a ``OneVsRestClassifier``: one binary logistic regression per
-    label against the rest, the label with the highest probability wins.
-    """
-    if n_labels < 2:
-        raise ValueError(f"a classifier needs at least two labels, not {n_labels}")
-    model = baselines.logistic_regression(c, seed)
-    if n_labels == 2:
-        return model
-    from sklearn.multiclass import OneVsRestClassifier
-
-    return OneVsRestClassifier(model)
-
-
 def tfidf_pipeline(
     ngram_range: tuple[int, int] = (1, 2), c: float = 1.0, n_labels: int = 2, seed: int = 0
 ) -> Any:
     """An unfitted scikit-learn ``Pipeline``: step ``"tfidf"``
     (:func:`llmzero.training.baselines.tfidf_features`), then step ``"model"``
-    (:func:`logistic_classifier`). Text in, label out once fitted."""
+    (:func:`llmzero.training.baselines.logistic_classifier`). Text in, label out once fitted."""
     from sklearn.pipeline import Pipeline
 
     return Pipeline(
         [
             ("tfidf", baselines.tfidf_features(tuple(ngram_range))),
-            ("model", logistic_classifier(c, n_labels, seed)),
+            ("model", baselines.logistic_classifier(c, n_labels, seed)),
         ]
     )
 
@@ -459,8 +441,8 @@ def cross_validate_tfidf(
     is scored by macro-F1 on the held-out part. The fold scores equal scikit-learn's
     ``cross_val_score`` of the same :func:`tfidf_pipeline` with ``cv=stratified_folds(...)``
     and ``scoring="f1_macro"``. More than two labels are fine (one-vs-rest,
-    :func:`logistic_classifier`). ``rule`` picks the result's hyper-parameters
-    (:func:`pick_hyperparameters`).
+    :func:`llmzero.training.baselines.logistic_classifier`). ``rule`` picks the result's
+    hyper-parameters (:func:`pick_hyperparameters`).
     """
     from sklearn.metrics import f1_score
 
@@ -488,7 +470,7 @@ def cross_validate_tfidf(
             fit_features = vectorizer.fit_transform([texts[i] for i in fit_rows])
             held_features = vectorizer.transform([texts[i] for i in held_rows])
             for c in c_grid:
-                model = logistic_classifier(c, len(counts), seed).fit(
+                model = baselines.logistic_classifier(c, len(counts), seed).fit(
                     fit_features, label_array[fit_rows].tolist()
                 )
                 predicted = model.predict(held_features)

@@ -19,7 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TfidfBaseline", "logistic_regression", "tfidf_features", "tfidf_logistic_regression"]
+__all__ = [
+    "TfidfBaseline",
+    "logistic_classifier",
+    "logistic_regression",
+    "tfidf_features",
+    "tfidf_logistic_regression",
+]
 
 C_GRID = (1.0, 3.0, 10.0)
 """The logistic-regression strengths Part II tries on its validation split."""
@@ -52,6 +58,23 @@ def logistic_regression(c: float, seed: int = 0) -> Any:
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(C=c, solver="liblinear", dual=True, random_state=seed)
+
+
+def logistic_classifier(c: float, n_labels: int = 2, seed: int = 0) -> Any:
+    """:func:`logistic_regression` for any number of labels.
+
+    scikit-learn's liblinear solver fits two classes only, so for three or more labels the
+    same model is wrapped in a ``OneVsRestClassifier``: one binary logistic regression per
+    label against the rest, the label with the highest probability wins.
+    """
+    if n_labels < 2:
+        raise ValueError(f"a classifier needs at least two labels, not {n_labels}")
+    model = logistic_regression(c, seed)
+    if n_labels == 2:
+        return model
+    from sklearn.multiclass import OneVsRestClassifier
+
+    return OneVsRestClassifier(model)
 
 
 @dataclass
@@ -93,12 +116,13 @@ def tfidf_logistic_regression(
             f"{len(train_labels)} labels, {len(val_texts)} validation texts and "
             f"{len(val_labels)} labels"
         )
+    n_labels = len(set(train_labels))
     vectorizer = tfidf_features(ngram_range)
     train_features = vectorizer.fit_transform(list(train_texts))  # (n_train, n_features)
     val_features = vectorizer.transform(list(val_texts))
     models, val_scores = {}, {}
     for c in c_grid:
-        models[c] = logistic_regression(c, seed).fit(train_features, list(train_labels))
+        models[c] = logistic_classifier(c, n_labels, seed).fit(train_features, list(train_labels))
         predicted = models[c].predict(val_features)
         val_scores[c] = float(
             f1_score(list(val_labels), predicted, average="macro")
