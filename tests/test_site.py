@@ -104,6 +104,15 @@ def test_chapter_offers_its_reader_notebook_for_download(site, page):
     assert target.read_bytes() == _reader_notebook(page).read_bytes()
 
 
+@cache
+def _anchors(page: Path) -> frozenset[str]:
+    """The ids and names a link's #fragment can point to on ``page`` (computed once: the API
+    reference links to itself thousands of times)."""
+    soup = _soup(page)
+    ids = {tag.get("id") for tag in soup.find_all(id=True)}
+    return frozenset(ids | {tag.get("name") for tag in soup.find_all(attrs={"name": True})})
+
+
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(SITE)))
 def test_internal_links_and_anchors_resolve(page):
     soup = _soup(page)
@@ -118,9 +127,7 @@ def test_internal_links_and_anchors_resolve(page):
             target = target / "index.html"
         assert target.exists(), f"{page.name}: broken link {href}"
         if parts.fragment and target.suffix == ".html":
-            ids = {tag.get("id") for tag in _soup(target).find_all(id=True)}
-            names = {tag.get("name") for tag in _soup(target).find_all(attrs={"name": True})}
-            assert urllib.parse.unquote(parts.fragment) in ids | names, (
+            assert urllib.parse.unquote(parts.fragment) in _anchors(target), (
                 f"{page.name}: anchor #{parts.fragment} not found in {target.name}"
             )
 
