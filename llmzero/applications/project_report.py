@@ -43,7 +43,7 @@ from torch import nn
 from llmzero.evaluation import bootstrap, calibration, metrics
 from llmzero.evaluation import lm as lm_eval
 from llmzero.models.embeddings import mean_pool
-from llmzero.training.finetune import ClassificationHead
+from llmzero.training.finetune import ClassificationHead, make_batches
 
 __all__ = [
     "LABEL_WORDS",
@@ -166,15 +166,12 @@ def encoder_states(
     order = np.argsort([len(text) for text in texts], kind="stable")
     vectors = torch.empty(len(texts), encoder.config.hidden_size)
     block_inputs: list[torch.Tensor] = [torch.empty(0)] * len(texts)
-    for start in range(0, len(texts), batch_size):
+    batches = make_batches(
+        tokenizer, [texts[i] for i in order], batch_size=batch_size, max_length=max_length
+    )
+    for start, batch in zip(range(0, len(texts), batch_size), batches, strict=True):
         rows = order[start : start + batch_size]
-        batch = tokenizer(
-            [texts[i] for i in rows],
-            padding=True,
-            truncation=True,
-            max_length=max_length,
-            return_tensors="pt",
-        ).to(device)
+        batch = {key: value.to(device) for key, value in batch.items()}
         out = encoder(**batch, output_hidden_states=True)
         pooled = mean_pool(out.last_hidden_state, batch["attention_mask"])  # (B, hidden)
         vectors[rows] = torch.nn.functional.normalize(pooled, dim=-1).cpu()
